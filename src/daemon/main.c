@@ -1,0 +1,421 @@
+/*
+ * greyhold - greylisting policy daemon for Postfix.
+ *
+ * Start-up order matters: read the config (fatal if bad), bind the
+ * listeners while still root, drop privileges, daemonize if asked, then
+ * open the database as the unprivileged user and serve.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#define MAX_OVERRIDES 128
+
+struct options {
+	const char *config_path;
+	bool config_given;
+	bool check_only;
+	bool daemonize;
+	bool use_syslog;
+	struct config_override ov[MAX_OVERRIDES];
+	size_t nov;
+	/* Storage for values we rewrite (postgrey's day-based durations). */
+	char rewritten[MAX_OVERRIDES][64];
+};
+
+enum long_only {
+	OPT_INET = 256,
+	OPT_UNIX,
+	OPT_DELAY,
+	OPT_MAX_AGE,
+	OPT_RETRY_WINDOW,
+	OPT_GREYLIST_ACTION,
+	OPT_GREYLIST_TEXT,
+	OPT_LOOKUP_BY_SUBNET,
+	OPT_LOOKUP_BY_HOST,
+	OPT_IPV4CIDR,
+	OPT_IPV6CIDR,
+	OPT_DBDIR,
+	OPT_USER,
+	OPT_PIDFILE,
+	OPT_AWL,
+	OPT_SYSLOG,
+};
+
+static const struct option long_options[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"check-config", no_argument, NULL, 'n'},
+	{"foreground", no_argument, NULL, 'f'},
+	{"daemonize", no_argument, NULL, 'd'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"set", required_argument, NULL, 'o'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{"syslog", no_argument, NULL, OPT_SYSLOG},
+	/* postgrey's names, same meaning */
+	{"inet", required_argument, NULL, OPT_INET},
+	{"unix", required_argument, NULL, OPT_UNIX},
+	{"delay", required_argument, NULL, OPT_DELAY},
+	{"max-age", required_argument, NULL, OPT_MAX_AGE},
+	{"retry-window", required_argument, NULL, OPT_RETRY_WINDOW},
+	{"greylist-action", required_argument, NULL, OPT_GREYLIST_ACTION},
+	{"greylist-text", required_argument, NULL, OPT_GREYLIST_TEXT},
+	{"lookup-by-subnet", no_argument, NULL, OPT_LOOKUP_BY_SUBNET},
+	{"lookup-by-host", no_argument, NULL, OPT_LOOKUP_BY_HOST},
+	{"ipv4cidr", required_argument, NULL, OPT_IPV4CIDR},
+	{"ipv6cidr", required_argument, NULL, OPT_IPV6CIDR},
+	{"dbdir", required_argument, NULL, OPT_DBDIR},
+	{"user", required_argument, NULL, OPT_USER},
+	{"pidfile", required_argument, NULL, OPT_PIDFILE},
+	{"auto-whitelist-clients", optional_argument, NULL, OPT_AWL},
+	{NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+"usage: greyhold [options]\n"
+"  -c, --config FILE        configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+"  -n, --check-config       check the configuration and exit\n"
+"  -f, --foreground         stay in the foreground, log to stderr (default)\n"
+"  -d, --daemonize          detach and log to syslog (mail facility)\n"
+"      --syslog             log to syslog even in the foreground\n"
+"  -o, --set KEY=VALUE      set any greyhold.conf key\n"
+"  -v, --verbose            log debugging detail\n"
+"  -h, --help | -V, --version\n"
+"postgrey-compatible options:\n"
+"  --inet=[HOST:]PORT  --unix=PATH  --dbdir=DIR  --user=USER  --pidfile=FILE\n"
+"  --delay=SECONDS  --max-age=DAYS  --retry-window=DAYS|Nh\n"
+"  --greylist-action=ACTION  --greylist-text=TEXT\n"
+"  --lookup-by-subnet  --lookup-by-host  --ipv4cidr=N  --ipv6cidr=N\n"
+"  --auto-whitelist-clients[=N]\n"
+"See greyhold(8) and greyhold.conf(5).\n");
+}
+
+static int
+add_override(struct options *o, const char *key, const char *value)
+{
+	if (o->nov >= MAX_OVERRIDES) {
+		fprintf(stderr, "greyhold: too many command-line settings\n");
+		return -1;
+	}
+	o->ov[o->nov].key = key;
+	o->ov[o->nov].value = value;
+	o->nov++;
+	return 0;
+}
+
+/*
+ * postgrey's --max-age and --retry-window count days when no unit is
+ * given (--retry-window also takes "Nh"); greyhold's config counts
+ * seconds.  Add the unit so both mean what postgrey users expect.
+ */
+static int
+add_days(struct options *o, const char *key, const char *value)
+{
+	char *buf = o->rewritten[o->nov < MAX_OVERRIDES ? o->nov : 0];
+	size_t n = strlen(value);
+
+	if (n > 0 && n < 60 && strspn(value, "0123456789") == n) {
+		snprintf(buf, 64, "%sd", value);
+		value = buf;
+	}
+	return add_override(o, key, value);
+}
+
+/* "-o key=value": split in place. */
+static int
+add_set(struct options *o, char *arg)
+{
+	char *eq = strchr(arg, '=');
+
+	if (eq == NULL) {
+		fprintf(stderr, "greyhold: -o expects KEY=VALUE, got '%s'\n", arg);
+		return -1;
+	}
+	*eq = '\0';
+	if (!config_key_exists(arg)) {
+		fprintf(stderr, "greyhold: -o %s: unknown key (see greyhold.conf(5))\n",
+			arg);
+		return -1;
+	}
+	return add_override(o, arg, eq + 1);
+}
+
+/* postgrey accepts --inet/--unix once; greyhold lets them repeat. */
+static int
+add_listener(struct options *o, const char *key, const char *value,
+	     char **joined)
+{
+	size_t old = *joined != NULL ? strlen(*joined) : 0;
+	char *grown = realloc(*joined, old + strlen(value) + 2);
+
+	if (grown == NULL)
+		return -1;
+	if (old == 0)
+		strcpy(grown, value);
+	else
+		sprintf(grown + old, ",%s", value);
+	*joined = grown;
+	return 0;
+}
+
+static int
+parse_args(struct options *o, int argc, char **argv, char **inet, char **unixp)
+{
+	int ch;
+	int rc = 0;
+
+	while (rc == 0 &&
+	       (ch = getopt_long(argc, argv, "c:nfdvo:hV", long_options, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config_path = optarg;
+			o->config_given = true;
+			break;
+		case 'n':
+			o->check_only = true;
+			break;
+		case 'f':
+			o->daemonize = false;
+			break;
+		case 'd':
+			o->daemonize = true;
+			o->use_syslog = true;
+			break;
+		case OPT_SYSLOG:
+			o->use_syslog = true;
+			break;
+		case 'v':
+			rc = add_override(o, "verbose", "yes");
+			break;
+		case 'o':
+			rc = add_set(o, optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("greyhold %s\n", PACKAGE_VERSION);
+			exit(0);
+		case OPT_INET:
+			rc = add_listener(o, "inet", optarg, inet);
+			break;
+		case OPT_UNIX:
+			rc = add_listener(o, "unix", optarg, unixp);
+			break;
+		case OPT_DELAY:
+			rc = add_override(o, "delay", optarg);
+			break;
+		case OPT_MAX_AGE:
+			rc = add_days(o, "max_age", optarg);
+			break;
+		case OPT_RETRY_WINDOW:
+			rc = add_days(o, "retry_window", optarg);
+			break;
+		case OPT_GREYLIST_ACTION:
+			rc = add_override(o, "greylist_action", optarg);
+			break;
+		case OPT_GREYLIST_TEXT:
+			rc = add_override(o, "greylist_text", optarg);
+			break;
+		case OPT_LOOKUP_BY_SUBNET:
+			rc = add_override(o, "lookup_by_host", "no");
+			break;
+		case OPT_LOOKUP_BY_HOST:
+			rc = add_override(o, "lookup_by_host", "yes");
+			break;
+		case OPT_IPV4CIDR:
+			rc = add_override(o, "ipv4_cidr", optarg);
+			break;
+		case OPT_IPV6CIDR:
+			rc = add_override(o, "ipv6_cidr", optarg);
+			break;
+		case OPT_DBDIR:
+			rc = add_override(o, "dbdir", optarg);
+			break;
+		case OPT_USER:
+			rc = add_override(o, "user", optarg);
+			break;
+		case OPT_PIDFILE:
+			rc = add_override(o, "pidfile", optarg);
+			break;
+		case OPT_AWL:
+			rc = add_override(o, "auto_whitelist_clients",
+					  optarg != NULL ? optarg : "5");
+			break;
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (rc == 0 && optind < argc) {
+		fprintf(stderr, "greyhold: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (rc == 0 && *inet != NULL)
+		rc = add_override(o, "inet", *inet);
+	if (rc == 0 && *unixp != NULL)
+		rc = add_override(o, "unix", *unixp);
+	return rc;
+}
+
+/* Create dbdir if missing; when root, hand it to the user we become. */
+static int
+prepare_dbdir(const struct config *cfg, const struct passwd *pw)
+{
+	if (mkdir(cfg->dbdir, 0700) < 0 && errno != EEXIST) {
+		log_errno(LOG_LEVEL_ERR, errno, "cannot create dbdir %s", cfg->dbdir);
+		return -1;
+	}
+	if (pw != NULL && chown(cfg->dbdir, pw->pw_uid, pw->pw_gid) < 0) {
+		log_errno(LOG_LEVEL_ERR, errno, "cannot give dbdir %s to user %s",
+			  cfg->dbdir, pw->pw_name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+drop_privileges(const struct passwd *pw)
+{
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_errno(LOG_LEVEL_ERR, errno, "cannot switch to user %s",
+			  pw->pw_name);
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_msg(LOG_LEVEL_ERR, "privileges could be regained after "
+			"dropping them; refusing to run");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+daemonize(struct server *srv)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		log_errno(LOG_LEVEL_ERR, errno, "fork failed");
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if (server_after_fork(srv) < 0) {
+		log_msg(LOG_LEVEL_ERR, "cannot reinitialise the event loop after fork");
+		return -1;
+	}
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return chdir("/");
+}
+
+static int
+write_pidfile(const char *path)
+{
+	FILE *fp;
+
+	if (path[0] == '\0')
+		return 0;
+	fp = fopen(path, "w");
+	if (fp == NULL) {
+		log_errno(LOG_LEVEL_ERR, errno, "cannot write pidfile %s", path);
+		return -1;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	fclose(fp);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = {.config_path = CONFIG_DEFAULT_PATH};
+	struct server_reload reload;
+	struct server *srv;
+	struct config *cfg;
+	struct passwd *pw = NULL;
+	char *inet = NULL, *unixp = NULL;
+	char pidfile[1024];
+	char err[1024];
+	int rc;
+
+	if (parse_args(&o, argc, argv, &inet, &unixp) < 0)
+		return 2;
+	/* The default file may be absent; a file named with -c may not. */
+	rc = config_load(&cfg, o.config_path, !o.config_given, o.ov, o.nov, err,
+			 sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "greyhold: %s\n", err);
+		return 1;
+	}
+	if (o.check_only) {
+		printf("greyhold: configuration OK\n");
+		config_free(cfg);
+		return 0;
+	}
+
+	log_open("greyhold", o.use_syslog);
+	log_set_verbose(cfg->verbose);
+	if (cfg->user[0] != '\0' && getuid() == 0) {
+		pw = getpwnam(cfg->user);
+		if (pw == NULL) {
+			log_msg(LOG_LEVEL_ERR, "user '%s' does not exist (set 'user' in "
+				"greyhold.conf or create it)", cfg->user);
+			return 1;
+		}
+	} else if (getuid() == 0) {
+		log_msg(LOG_LEVEL_WARN, "running as root: set 'user' so that "
+			"greyhold drops privileges after binding");
+	}
+	if (prepare_dbdir(cfg, pw) < 0)
+		return 1;
+	snprintf(pidfile, sizeof(pidfile), "%s", cfg->pidfile);
+
+	reload.config_path = o.config_path;
+	reload.missing_ok = !o.config_given;
+	reload.overrides = o.ov;
+	reload.noverrides = o.nov;
+	rc = server_create(&srv, cfg, &reload);
+	if (rc < 0)
+		return 1;
+	if (pw != NULL && drop_privileges(pw) < 0)
+		return 1;
+	if (o.daemonize && daemonize(srv) < 0)
+		return 1;
+	if (write_pidfile(pidfile) < 0)
+		return 1;
+
+	rc = server_run(srv);
+	server_free(srv);
+	if (pidfile[0] != '\0')
+		unlink(pidfile);
+	free(inet);
+	free(unixp);
+	log_close();
+	return rc < 0 ? 1 : 0;
+}

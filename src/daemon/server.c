@@ -1,0 +1,873 @@
+/*
+ * server - listeners, connections and the request path.
+ *
+ * One libuv loop thread does all I/O.  Per connection: a fixed read
+ * buffer, an incremental parser, a FIFO of requests in arrival order
+ * (answers leave in that order even though store answers arrive later
+ * than immediate ones), and two output buffers (one being written, one
+ * filling).  Backpressure: at MAX_INFLIGHT unanswered requests, or when
+ * the client does not read its answers, the connection stops reading
+ * until it drains, so no input makes memory grow.
+ *
+ * Ownership: a conn owns its two handles, its slots and its buffers; only
+ * conn_release() frees it, after both handles are closed and the store
+ * has handed back every job of the conn.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "answer.h"
+#include "log.h"
+#include "policy.h"
+#include "triplet.h"
+
+#define READ_BUF 4096
+#define MAX_INFLIGHT 16
+#define OUT_MAX (MAX_INFLIGHT * ANSWER_REPLY_MAX)
+/* Seconds SIGTERM waits for in-flight answers before giving up. */
+#define DRAIN_TIMEOUT_MS 10000
+
+struct conn;
+
+struct slot {
+	struct store_job job;		/* job.owner points back here */
+	struct conn *conn;
+	struct slot *next;		/* FIFO or free list */
+	bool done;
+	char fields[ANSWER_FIELDS_MAX];
+	char rcpt_domain[TRIPLET_MAX_ADDR + 1];
+	char reply[ANSWER_REPLY_MAX];
+	size_t reply_len;
+};
+
+union stream {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+};
+
+struct conn {
+	union stream h;
+	uv_timer_t idle;
+	uv_write_t wreq;
+	struct server *srv;
+	struct conn *prev, *next;
+
+	struct slot *head, *tail;	/* unanswered requests, in order */
+	struct slot *free_slots;
+	unsigned inflight;		/* slots in the FIFO */
+	unsigned in_store;		/* jobs the store has not handed back */
+	int open_handles;
+	bool closing;
+	bool reading;
+	bool eof;			/* client shut its side: close when done */
+
+	size_t rlen, roff;		/* unparsed input in rbuf[roff..rlen) */
+	char out[2][OUT_MAX];
+	size_t out_len[2];
+	int out_fill;			/* buffer collecting answers */
+	bool writing;
+
+	char peer[80];
+	struct policy_parser parser;
+	char rbuf[READ_BUF];
+};
+
+struct listener {
+	union stream h;
+	struct server *srv;
+	char name[128];
+	char path[108];		/* unix socket path, to unlink at exit */
+	bool is_unix;
+};
+
+struct server {
+	uv_loop_t loop;
+	struct config *cfg;
+	struct server_reload reload;
+	store_t *store;
+
+	uv_async_t store_async;
+	uv_signal_t sig_hup, sig_term, sig_int;
+	uv_timer_t drain_timer;
+
+	struct listener *listeners;
+	size_t nlisteners;
+	struct conn *conns;
+	unsigned nconns;
+	bool stopping;
+
+	struct triplet_opts topts;
+	struct engine_params params;
+	struct log_ratelimit conn_limit_log;
+	struct log_ratelimit proto_log;
+};
+
+static void conn_close(struct conn *c);
+static void conn_process_input(struct conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void maybe_finish_stop(struct server *srv);
+
+/* ---- helpers --------------------------------------------------------- */
+
+static void
+derive_settings(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+
+	srv->topts.by_host = cfg->lookup_by_host;
+	srv->topts.ipv4_prefix = cfg->ipv4_cidr;
+	srv->topts.ipv6_prefix = cfg->ipv6_cidr;
+	srv->params.delay = cfg->delay;
+	srv->params.retry_window = cfg->retry_window;
+	srv->params.max_age = cfg->max_age;
+	srv->params.awl_passes = cfg->auto_whitelist_clients;
+}
+
+static void
+close_handle(uv_handle_t *h, uv_close_cb cb)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, cb);
+}
+
+/* ---- connections: lifetime -------------------------------------------- */
+
+static void
+conn_release(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct slot *s, *next;
+
+	if (c->open_handles > 0 || c->in_store > 0)
+		return;
+	for (s = c->head; s != NULL; s = next) {
+		next = s->next;
+		free(s);
+	}
+	for (s = c->free_slots; s != NULL; s = next) {
+		next = s->next;
+		free(s);
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	free(c);
+	maybe_finish_stop(srv);
+}
+
+static void
+on_conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	c->open_handles--;
+	conn_release(c);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	close_handle(&c->h.handle, on_conn_handle_closed);
+	uv_timer_stop(&c->idle);
+	close_handle((uv_handle_t *)&c->idle, on_conn_handle_closed);
+}
+
+/* ---- connections: output ---------------------------------------------- */
+
+static void conn_flush(struct conn *c);
+
+static void
+on_write(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	c->writing = false;
+	c->out_len[!c->out_fill] = 0;
+	if (status < 0) {
+		log_msg(LOG_LEVEL_DEBUG, "%s: write failed: %s", c->peer,
+			uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+/*
+ * Move answered requests from the FIFO head into the filling buffer, then
+ * start a write if none is under way.  Stops at the first unanswered
+ * request, so answers keep the order of the requests.
+ */
+static void
+conn_flush(struct conn *c)
+{
+	bool freed = false;
+
+	if (c->closing)
+		return;
+	while (c->head != NULL && c->head->done) {
+		struct slot *s = c->head;
+		size_t *len = &c->out_len[c->out_fill];
+
+		if (*len + s->reply_len > OUT_MAX)
+			break;	/* the client is not reading: wait */
+		memcpy(c->out[c->out_fill] + *len, s->reply, s->reply_len);
+		*len += s->reply_len;
+		c->head = s->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		s->next = c->free_slots;
+		c->free_slots = s;
+		c->inflight--;
+		freed = true;
+	}
+	if (!c->writing && c->out_len[c->out_fill] > 0) {
+		int i = c->out_fill;
+		uv_buf_t buf = uv_buf_init(c->out[i], (unsigned)c->out_len[i]);
+		int rc;
+
+		/* Most answers fit the socket buffer: skip the write request. */
+		rc = uv_try_write(&c->h.stream, &buf, 1);
+		if (rc == (int)buf.len) {
+			c->out_len[i] = 0;
+		} else if (rc >= 0 || rc == UV_EAGAIN) {
+			size_t sent = rc > 0 ? (size_t)rc : 0;
+
+			buf.base += sent;
+			buf.len -= sent;
+			c->writing = true;
+			c->out_fill = !i;
+			c->wreq.data = c;
+			rc = uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write);
+			if (rc < 0) {
+				c->writing = false;
+				conn_close(c);
+				return;
+			}
+		} else {
+			conn_close(c);
+			return;
+		}
+	}
+	if (c->head == NULL && !c->writing &&
+	    (c->eof || (c->srv->stopping && !policy_in_request(&c->parser)))) {
+		conn_close(c);
+		return;
+	}
+	if (freed && !c->reading && !c->eof && !c->srv->stopping)
+		conn_process_input(c);
+}
+
+/* ---- connections: requests -------------------------------------------- */
+
+static struct slot *
+slot_get(struct conn *c)
+{
+	struct slot *s = c->free_slots;
+
+	if (s != NULL)
+		c->free_slots = s->next;
+	else if ((s = malloc(sizeof(*s))) == NULL)
+		return NULL;
+	s->conn = c;
+	s->next = NULL;
+	s->done = false;
+	s->job.owner = s;
+	if (c->tail != NULL)
+		c->tail->next = s;
+	else
+		c->head = s;
+	c->tail = s;
+	c->inflight++;
+	return s;
+}
+
+static void
+slot_answer_now(struct slot *s, const char *log_line)
+{
+	s->reply_len = answer_dunno(s->reply, sizeof(s->reply));
+	s->done = true;
+	if (log_line != NULL)
+		log_msg(LOG_LEVEL_INFO, "%s", log_line);
+}
+
+/* Returns false if the connection must be closed. */
+static bool
+handle_request(struct conn *c, const struct policy_request *r)
+{
+	struct server *srv = c->srv;
+	struct slot *s;
+	char line[ANSWER_LOG_MAX];
+
+	if (!policy_str_eq(r->request, "smtpd_access_policy")) {
+		char shown[80];
+
+		log_msg(LOG_LEVEL_WARN, "%s: unknown request=%s, closing connection",
+			c->peer, log_escape(shown, sizeof(shown), r->request.ptr,
+					    r->request.len, 40));
+		return false;
+	}
+	s = slot_get(c);
+	if (s == NULL) {
+		log_msg(LOG_LEVEL_ERR, "%s: out of memory, closing connection",
+			c->peer);
+		return false;
+	}
+	switch (answer_classify(r, srv->cfg)) {
+	case ANSWER_NOT_RCPT:
+		slot_answer_now(s, NULL);
+		return true;
+	case ANSWER_AUTHENTICATED:
+		answer_log_fields(s->fields, sizeof(s->fields), r);
+		snprintf(line, sizeof(line), "action=pass, reason=authenticated, %s",
+			 s->fields);
+		slot_answer_now(s, line);
+		return true;
+	case ANSWER_GREYLIST:
+		break;
+	}
+	answer_log_fields(s->fields, sizeof(s->fields), r);
+	answer_rcpt_domain(s->rcpt_domain, sizeof(s->rcpt_domain), r);
+	triplet_build(&s->job.key, r->client_address.ptr, r->client_address.len,
+		      r->sender.ptr, r->sender.len, r->recipient.ptr,
+		      r->recipient.len, &srv->topts);
+	s->job.now = (int64_t)time(NULL);
+	c->in_store++;
+	store_submit(srv->store, &s->job);
+	return true;
+}
+
+static void
+log_protocol_error(struct conn *c, const char *why)
+{
+	time_t now = time(NULL);
+
+	if (!log_ratelimit_allow(&c->srv->proto_log, now, 1))
+		return;
+	log_msg(LOG_LEVEL_WARN, "%s: malformed policy request (%s), closing "
+		"connection", c->peer, why);
+}
+
+/*
+ * Parse what is left in the read buffer, one request at a time, until it
+ * is used up (then read more) or MAX_INFLIGHT requests wait for answers
+ * (then stop reading until some are answered).
+ */
+static void
+conn_process_input(struct conn *c)
+{
+	while (c->roff < c->rlen && c->inflight < MAX_INFLIGHT && !c->closing) {
+		const struct policy_request *r;
+		size_t used;
+		int rc;
+
+		rc = policy_feed(&c->parser, c->rbuf + c->roff, c->rlen - c->roff,
+				 &used, &r);
+		c->roff += used;
+		if (rc < 0) {
+			log_protocol_error(c, c->parser.error);
+			conn_close(c);
+			return;
+		}
+		if (rc == POLICY_REQUEST && !handle_request(c, r)) {
+			conn_close(c);
+			return;
+		}
+	}
+	if (c->closing)
+		return;
+	conn_flush(c);
+	if (c->closing)
+		return;
+	if (c->roff < c->rlen) {
+		if (c->reading) {
+			uv_read_stop(&c->h.stream);
+			c->reading = false;
+		}
+	} else if (!c->reading && !c->eof && !c->srv->stopping) {
+		c->roff = c->rlen = 0;
+		c->reading = uv_read_start(&c->h.stream, on_alloc, on_read) == 0;
+	}
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	/* Reading is on only while every earlier byte has been parsed. */
+	*buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+}
+
+static void
+on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = stream->data;
+
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		uv_read_stop(stream);
+		c->reading = false;
+		if (nread != UV_EOF) {
+			conn_close(c);
+			return;
+		}
+		/* Half-closed: answer what was asked, then close. */
+		c->eof = true;
+		if (policy_in_request(&c->parser))
+			log_protocol_error(c, "connection closed inside a request");
+		conn_flush(c);
+		return;
+	}
+	uv_timer_again(&c->idle);
+	c->rlen = (size_t)nread;
+	c->roff = 0;
+	conn_process_input(c);
+}
+
+static void
+on_idle(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	log_msg(LOG_LEVEL_DEBUG, "%s: idle for %" PRId64 "s, closing", c->peer,
+		c->srv->cfg->idle_timeout);
+	conn_close(c);
+}
+
+/* ---- store answers ----------------------------------------------------- */
+
+static void
+on_job_done(struct store_job *job, void *arg)
+{
+	struct slot *s = job->owner;
+	struct conn *c = s->conn;
+	struct server *srv = arg;
+	char line[ANSWER_LOG_MAX];
+
+	c->in_store--;
+	answer_log_line(line, sizeof(line), srv->cfg, &job->verdict, job->err,
+			s->fields);
+	log_msg(LOG_LEVEL_INFO, "%s", line);
+	if (c->closing) {
+		conn_release(c);
+		return;
+	}
+	s->reply_len = answer_reply(s->reply, sizeof(s->reply), srv->cfg,
+				    &job->verdict, job->err, s->rcpt_domain);
+	s->done = true;
+	if (s == c->head)
+		conn_flush(c);
+}
+
+static void
+on_store_async(uv_async_t *a)
+{
+	struct server *srv = a->data;
+
+	store_collect(srv->store, on_job_done, srv);
+}
+
+static void
+store_wakeup(void *arg)
+{
+	uv_async_send(arg);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void
+describe_peer(struct conn *c, const struct listener *l)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+
+	if (l->is_unix ||
+	    uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0) {
+		snprintf(c->peer, sizeof(c->peer), "%s", l->is_unix ? "unix" : "?");
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		uv_ip6_name(a, host, sizeof(host));
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		uv_ip4_name(a, host, sizeof(host));
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, ntohs(a->sin_port));
+	}
+}
+
+static void
+on_connection(uv_stream_t *server_stream, int status)
+{
+	struct listener *l = server_stream->data;
+	struct server *srv = l->srv;
+	struct conn *c;
+	int rc;
+
+	if (status < 0) {
+		log_msg(LOG_LEVEL_WARN, "%s: accept failed: %s", l->name,
+			uv_strerror(status));
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		log_msg(LOG_LEVEL_ERR, "%s: out of memory for a connection", l->name);
+		return;
+	}
+	c->srv = srv;
+	policy_init(&c->parser);
+	if (l->is_unix)
+		rc = uv_pipe_init(&srv->loop, &c->h.pipe, 0);
+	else
+		rc = uv_tcp_init(&srv->loop, &c->h.tcp);
+	if (rc < 0) {
+		free(c);
+		return;
+	}
+	uv_timer_init(&srv->loop, &c->idle);
+	c->h.handle.data = c;
+	c->idle.data = c;
+	c->open_handles = 2;
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+
+	if (uv_accept(server_stream, &c->h.stream) < 0) {
+		conn_close(c);
+		return;
+	}
+	if (srv->nconns > srv->cfg->max_connections || srv->stopping) {
+		if (log_ratelimit_allow(&srv->conn_limit_log, time(NULL), 1))
+			log_msg(LOG_LEVEL_WARN, "%s: connection limit (%u) reached, "
+				"closing new connections (max_connections)",
+				l->name, srv->cfg->max_connections);
+		conn_close(c);
+		return;
+	}
+	describe_peer(c, l);
+	if (!l->is_unix)
+		uv_tcp_nodelay(&c->h.tcp, 1);
+	uv_timer_start(&c->idle, on_idle, (uint64_t)srv->cfg->idle_timeout * 1000,
+		       (uint64_t)srv->cfg->idle_timeout * 1000);
+	c->reading = uv_read_start(&c->h.stream, on_alloc, on_read) == 0;
+	if (!c->reading)
+		conn_close(c);
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static int
+bind_inet(struct server *srv, struct listener *l, const char *spec)
+{
+	char host[64];
+	unsigned port;
+	struct sockaddr_storage ss;
+	unsigned flags = 0;
+	int rc;
+
+	if (config_parse_inet(spec, host, sizeof(host), &port) < 0)
+		return UV_EINVAL;
+	if (strchr(host, ':') != NULL) {
+		rc = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss);
+		flags = UV_TCP_IPV6ONLY;
+	} else {
+		rc = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
+	}
+	if (rc < 0)
+		return rc;
+	rc = uv_tcp_init(&srv->loop, &l->h.tcp);
+	if (rc < 0)
+		return rc;
+	l->h.handle.data = l;
+	return uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, flags);
+}
+
+static int
+bind_unix(struct server *srv, struct listener *l, const char *path)
+{
+	const struct config *cfg = srv->cfg;
+	struct stat st;
+	mode_t old_umask;
+	int rc;
+
+	/* A socket file left by a previous run would make bind fail. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	rc = uv_pipe_init(&srv->loop, &l->h.pipe, 0);
+	if (rc < 0)
+		return rc;
+	l->h.handle.data = l;
+	old_umask = umask(0177);
+	rc = uv_pipe_bind(&l->h.pipe, path);
+	umask(old_umask);
+	if (rc < 0)
+		return rc;
+	if (cfg->unix_group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->unix_group);
+
+		if (gr == NULL) {
+			log_msg(LOG_LEVEL_ERR, "unix_group '%s' does not exist",
+				cfg->unix_group);
+			return UV_EINVAL;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
+			return -errno;
+	}
+	if (chmod(path, cfg->unix_mode) < 0)
+		return -errno;
+	return 0;
+}
+
+static int
+bind_listeners(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	size_t n = cfg->inet.n + cfg->unix_sockets.n;
+	size_t i;
+
+	srv->listeners = calloc(n, sizeof(*srv->listeners));
+	if (srv->listeners == NULL)
+		return UV_ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct listener *l = &srv->listeners[i];
+		bool is_unix = i >= cfg->inet.n;
+		const char *spec = is_unix ? cfg->unix_sockets.items[i - cfg->inet.n]
+					   : cfg->inet.items[i];
+		int rc;
+
+		l->srv = srv;
+		l->is_unix = is_unix;
+		if (is_unix)
+			snprintf(l->path, sizeof(l->path), "%s", spec);
+		snprintf(l->name, sizeof(l->name), "%s:%s",
+			 is_unix ? "unix" : "inet", spec);
+		rc = is_unix ? bind_unix(srv, l, spec) : bind_inet(srv, l, spec);
+		srv->nlisteners = i + 1;
+		if (rc == 0)
+			rc = uv_listen(&l->h.stream, SOMAXCONN, on_connection);
+		if (rc < 0) {
+			log_msg(LOG_LEVEL_ERR, "cannot listen on %s: %s", l->name,
+				uv_strerror(rc));
+			return rc;
+		}
+		log_msg(LOG_LEVEL_INFO, "listening on %s", l->name);
+	}
+	return 0;
+}
+
+static void
+close_listeners(struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nlisteners; i++)
+		close_handle(&srv->listeners[i].h.handle, NULL);
+}
+
+/* ---- signals and stopping ---------------------------------------------- */
+
+static void
+on_sighup(uv_signal_t *sig, int signum)
+{
+	struct server *srv = sig->data;
+	const struct server_reload *r = &srv->reload;
+	struct config *next;
+	char err[512];
+
+	if (config_load(&next, r->config_path, r->missing_ok, r->overrides,
+			r->noverrides, err, sizeof(err)) < 0) {
+		log_msg(LOG_LEVEL_ERR, "reload failed, keeping the running "
+			"configuration: %s", err);
+		return;
+	}
+	if (strcmp(next->dbdir, srv->cfg->dbdir) != 0)
+		log_msg(LOG_LEVEL_WARN, "reload: dbdir changes take effect at the "
+			"next restart");
+	config_free(srv->cfg);
+	srv->cfg = next;
+	derive_settings(srv);
+	store_set_params(srv->store, &srv->params);
+	log_set_verbose(srv->cfg->verbose);
+	log_msg(LOG_LEVEL_INFO, "configuration reloaded from %s (listeners "
+		"change only at restart)", r->config_path != NULL ?
+		r->config_path : "the command line");
+}
+
+static void
+on_drain_timeout(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	struct conn *c;
+
+	log_msg(LOG_LEVEL_WARN, "stop: %u connection(s) still busy after %ds, "
+		"closing them", srv->nconns, DRAIN_TIMEOUT_MS / 1000);
+	for (c = srv->conns; c != NULL; c = c->next)
+		conn_close(c);
+}
+
+/* Once no connection is left, close the server's own handles: uv_run returns. */
+static void
+maybe_finish_stop(struct server *srv)
+{
+	if (!srv->stopping || srv->nconns > 0)
+		return;
+	close_handle((uv_handle_t *)&srv->drain_timer, NULL);
+	close_handle((uv_handle_t *)&srv->store_async, NULL);
+	close_handle((uv_handle_t *)&srv->sig_hup, NULL);
+	close_handle((uv_handle_t *)&srv->sig_term, NULL);
+	close_handle((uv_handle_t *)&srv->sig_int, NULL);
+}
+
+static void
+on_stop_signal(uv_signal_t *sig, int signum)
+{
+	struct server *srv = sig->data;
+	struct conn *c, *next;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_msg(LOG_LEVEL_INFO, "received %s, answering requests in flight and "
+		"stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	close_listeners(srv);
+	uv_timer_start(&srv->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+	/* Idle connections close now; busy ones once answered. */
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->reading) {
+			uv_read_stop(&c->h.stream);
+			c->reading = false;
+		}
+		conn_flush(c);
+	}
+	maybe_finish_stop(srv);
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int
+server_create(struct server **out, struct config *cfg,
+	      const struct server_reload *reload)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	int rc;
+
+	*out = NULL;
+	if (srv == NULL) {
+		config_free(cfg);
+		return -ENOMEM;
+	}
+	srv->cfg = cfg;
+	srv->reload = *reload;
+	derive_settings(srv);
+	rc = uv_loop_init(&srv->loop);
+	if (rc < 0) {
+		config_free(cfg);
+		free(srv);
+		return rc;
+	}
+	rc = bind_listeners(srv);
+	if (rc < 0) {
+		server_free(srv);
+		return rc;
+	}
+	*out = srv;
+	return 0;
+}
+
+int
+server_after_fork(struct server *srv)
+{
+	return uv_loop_fork(&srv->loop);
+}
+
+int
+server_run(struct server *srv)
+{
+	struct store_options so = {
+		.dbdir = srv->cfg->dbdir,
+		.max_size = srv->cfg->db_max_size,
+		.relaxed = srv->cfg->durability == DURABILITY_RELAXED,
+		.params = srv->params,
+		.wakeup = store_wakeup,
+		.wakeup_arg = &srv->store_async,
+	};
+	char err[512];
+	int rc;
+
+	uv_async_init(&srv->loop, &srv->store_async, on_store_async);
+	srv->store_async.data = srv;
+	rc = store_open(&srv->store, &so, err, sizeof(err));
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "%s", err);
+		close_handle((uv_handle_t *)&srv->store_async, NULL);
+		uv_run(&srv->loop, UV_RUN_DEFAULT);
+		return rc;
+	}
+	uv_timer_init(&srv->loop, &srv->drain_timer);
+	srv->drain_timer.data = srv;
+	uv_signal_init(&srv->loop, &srv->sig_hup);
+	uv_signal_init(&srv->loop, &srv->sig_term);
+	uv_signal_init(&srv->loop, &srv->sig_int);
+	srv->sig_hup.data = srv->sig_term.data = srv->sig_int.data = srv;
+	uv_signal_start(&srv->sig_hup, on_sighup, SIGHUP);
+	uv_signal_start(&srv->sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&srv->sig_int, on_stop_signal, SIGINT);
+
+	log_msg(LOG_LEVEL_INFO, "greyhold %s ready: delay %" PRId64 "s, retry "
+		"window %" PRId64 "s, max age %" PRId64 "s, database %s (%s "
+		"durability)", PACKAGE_VERSION, srv->cfg->delay,
+		srv->cfg->retry_window, srv->cfg->max_age, srv->cfg->dbdir,
+		so.relaxed ? "relaxed" : "full");
+	uv_run(&srv->loop, UV_RUN_DEFAULT);
+
+	/* Every job came back before the last connection was freed. */
+	store_close(srv->store);
+	srv->store = NULL;
+	log_msg(LOG_LEVEL_INFO, "stopped");
+	return 0;
+}
+
+void
+server_free(struct server *srv)
+{
+	size_t i;
+
+	if (srv == NULL)
+		return;
+	close_listeners(srv);
+	uv_run(&srv->loop, UV_RUN_NOWAIT);
+	for (i = 0; i < srv->nlisteners; i++) {
+		if (srv->listeners[i].is_unix)
+			unlink(srv->listeners[i].path);
+	}
+	uv_loop_close(&srv->loop);
+	free(srv->listeners);
+	config_free(srv->cfg);
+	free(srv);
+}

@@ -1,0 +1,165 @@
+/*
+ * answer - replies and decision log lines.
+ */
+#include "answer.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Longest untrusted value shown in a log line. */
+#define FIELD_MAX 256
+
+enum answer_kind
+answer_classify(const struct policy_request *r, const struct config *cfg)
+{
+	if (!policy_str_eq(r->protocol_state, "RCPT"))
+		return ANSWER_NOT_RCPT;
+	if (!cfg->greylist_authenticated && r->sasl_username.ptr != NULL &&
+	    r->sasl_username.len > 0)
+		return ANSWER_AUTHENTICATED;
+	return ANSWER_GREYLIST;
+}
+
+static const char *
+esc(char *buf, size_t bufsz, struct policy_str s)
+{
+	if (s.ptr == NULL)
+		return "";
+	return log_escape(buf, bufsz, s.ptr, s.len, FIELD_MAX);
+}
+
+void
+answer_log_fields(char *out, size_t outsz, const struct policy_request *r)
+{
+	char name[FIELD_MAX + 8], addr[FIELD_MAX + 8];
+	char sender[FIELD_MAX + 8], rcpt[FIELD_MAX + 8];
+
+	/* Escaping can grow a byte fourfold; the cut keeps lines bounded. */
+	snprintf(out, outsz,
+		 "client_name=%s, client_address=%s, sender=%s, recipient=%s",
+		 esc(name, sizeof(name), r->client_name),
+		 esc(addr, sizeof(addr), r->client_address),
+		 esc(sender, sizeof(sender), r->sender),
+		 esc(rcpt, sizeof(rcpt), r->recipient));
+}
+
+void
+answer_rcpt_domain(char *out, size_t outsz, const struct policy_request *r)
+{
+	const char *at = NULL;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	if (r->recipient.ptr == NULL || outsz == 0)
+		return;
+	for (i = r->recipient.len; i > 0; i--) {
+		if (r->recipient.ptr[i - 1] == '@') {
+			at = r->recipient.ptr + i;
+			break;
+		}
+	}
+	if (at == NULL)
+		return;
+	/* Only what may stand in a domain goes into a reply we send. */
+	for (; at < r->recipient.ptr + r->recipient.len && n + 1 < outsz; at++) {
+		unsigned char c = (unsigned char)*at;
+		if (isalnum(c) || c == '.' || c == '-' || c == '_')
+			out[n++] = (char)tolower(c);
+	}
+	out[n] = '\0';
+}
+
+/* greylist_text with %s (seconds left), %r (recipient domain), %%. */
+static size_t
+expand_text(char *out, size_t outsz, const char *text, int64_t seconds,
+	    const char *domain)
+{
+	size_t o = 0;
+
+	for (; *text != '\0' && o + 1 < outsz; text++) {
+		int n = 0;
+
+		if (*text != '%') {
+			out[o++] = *text;
+			continue;
+		}
+		text++;
+		if (*text == 's')
+			n = snprintf(out + o, outsz - o, "%" PRId64, seconds);
+		else if (*text == 'r')
+			n = snprintf(out + o, outsz - o, "%s", domain);
+		else if (*text == '%')
+			n = snprintf(out + o, outsz - o, "%%");
+		else if (*text == '\0')
+			break;
+		if (n < 0)
+			break;
+		o += (size_t)n < outsz - o ? (size_t)n : outsz - o - 1;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+size_t
+answer_reply(char *out, size_t outsz, const struct config *cfg,
+	     const struct engine_verdict *v, int err, const char *rcpt_domain)
+{
+	char text[ANSWER_REPLY_MAX];
+	int n;
+
+	if (err < 0)
+		n = snprintf(out, outsz, "action=%s\n\n", cfg->failure_action);
+	else if (v->action == ENGINE_PASS)
+		return answer_dunno(out, outsz);
+	else {
+		expand_text(text, sizeof(text), cfg->greylist_text,
+			    v->seconds_left, rcpt_domain);
+		n = snprintf(out, outsz, "action=%s %s\n\n",
+			     cfg->greylist_action, text);
+	}
+	if (n < 0 || (size_t)n >= outsz) {
+		/* Cut, but still one line and an empty line. */
+		out[outsz - 3] = '\n';
+		out[outsz - 2] = '\n';
+		out[outsz - 1] = '\0';
+		return outsz - 1;
+	}
+	return (size_t)n;
+}
+
+size_t
+answer_dunno(char *out, size_t outsz)
+{
+	return (size_t)snprintf(out, outsz, "action=DUNNO\n\n");
+}
+
+void
+answer_log_line(char *out, size_t outsz, const struct config *cfg,
+		const struct engine_verdict *v, int err, const char *fields)
+{
+	const char *reason;
+
+	if (err < 0) {
+		snprintf(out, outsz, "action=error, reason=store failure (%s), "
+			 "answer=%s, %s", strerror(-err), cfg->failure_action,
+			 fields);
+		return;
+	}
+	reason = engine_reason_name(v->reason);
+	if (v->action == ENGINE_DEFER && v->reason == ENGINE_EARLY)
+		snprintf(out, outsz, "action=greylist, reason=%s (%" PRId64
+			 "s missing), %s", reason, v->seconds_left, fields);
+	else if (v->action == ENGINE_DEFER)
+		snprintf(out, outsz, "action=greylist, reason=%s, %s", reason,
+			 fields);
+	else if (v->reason == ENGINE_PASSED)
+		snprintf(out, outsz, "action=pass, reason=%s, delay=%" PRId64
+			 ", %s", reason, v->delay, fields);
+	else
+		snprintf(out, outsz, "action=pass, reason=%s, %s", reason,
+			 fields);
+}

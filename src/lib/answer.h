@@ -1,0 +1,59 @@
+/*
+ * answer - what greyhold says to Postfix and writes to its log.
+ *
+ * Pure formatting over a request, the config and a verdict.  Replies are
+ * one "action=..." line and the empty line that ends a policy response.
+ * Decision log lines follow postgrey's shape so existing log tools keep
+ * working:
+ *   action=greylist, reason=new, client_name=..., client_address=..., ...
+ *   action=pass, reason=triplet found, delay=312, client_name=..., ...
+ */
+#ifndef GREYHOLD_ANSWER_H
+#define GREYHOLD_ANSWER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "engine.h"
+#include "policy.h"
+
+/* Room for any reply and any log line this module writes. */
+#define ANSWER_REPLY_MAX 1024
+#define ANSWER_FIELDS_MAX 1400
+#define ANSWER_LOG_MAX 1600
+
+enum answer_kind {
+	ANSWER_GREYLIST,	/* ask the store */
+	ANSWER_NOT_RCPT,	/* protocol_state is not RCPT: DUNNO */
+	ANSWER_AUTHENTICATED,	/* sasl_username set: DUNNO */
+};
+
+enum answer_kind answer_classify(const struct policy_request *r,
+				 const struct config *cfg);
+
+/*
+ * The request's identifying fields for log lines, escaped and cut:
+ * "client_name=X, client_address=Y, sender=Z, recipient=W".
+ */
+void answer_log_fields(char *out, size_t outsz, const struct policy_request *r);
+
+/* Recipient domain (after the last '@'), lower case, for %r. */
+void answer_rcpt_domain(char *out, size_t outsz, const struct policy_request *r);
+
+/*
+ * Reply for a verdict, or for a store failure when err < 0.  Returns the
+ * length written (including the final empty line).
+ */
+size_t answer_reply(char *out, size_t outsz, const struct config *cfg,
+		    const struct engine_verdict *v, int err,
+		    const char *rcpt_domain);
+
+/* Reply with the fixed action "DUNNO". */
+size_t answer_dunno(char *out, size_t outsz);
+
+/* Decision log line for a verdict or a store failure. */
+void answer_log_line(char *out, size_t outsz, const struct config *cfg,
+		     const struct engine_verdict *v, int err,
+		     const char *fields);
+
+#endif

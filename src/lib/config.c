@@ -1,0 +1,609 @@
+/*
+ * config - parse and validate settings against one table.
+ *
+ * Every setting, from the file or the command line, goes through
+ * set_value(), so both are checked by the same bounds.  Errors are
+ * returned as text for the caller to print; nothing here logs or exits.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+
+enum key_type {
+	KT_BOOL,
+	KT_UINT,
+	KT_DURATION,
+	KT_SIZE,
+	KT_MODE,
+	KT_STRING,
+	KT_LIST,
+	KT_DURABILITY,
+	KT_ACTION,	/* a Postfix action word, with optional text */
+	KT_TEXT,	/* greylist_text: printable, %s %r %% only */
+};
+
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	const char *def;
+	uint64_t min;
+	uint64_t max;
+};
+
+#define OFF(field) offsetof(struct config, field)
+#define DAY 86400ULL
+static const struct key keys[] = {
+	{"inet", KT_LIST, OFF(inet), "", 0, 0},
+	{"unix", KT_LIST, OFF(unix_sockets), "", 0, 0},
+	{"unix_mode", KT_MODE, OFF(unix_mode), "0660", 0, 0777},
+	{"unix_group", KT_STRING, OFF(unix_group), "", 0, 0},
+	{"dbdir", KT_STRING, OFF(dbdir), LOCALSTATEDIR "/lib/greyhold", 0, 0},
+	{"user", KT_STRING, OFF(user), "", 0, 0},
+	{"pidfile", KT_STRING, OFF(pidfile), "", 0, 0},
+	{"delay", KT_DURATION, OFF(delay), "300s", 1, 7 * DAY},
+	{"retry_window", KT_DURATION, OFF(retry_window), "2d", 1, 60 * DAY},
+	{"max_age", KT_DURATION, OFF(max_age), "35d", 1, 3650 * DAY},
+	{"auto_whitelist_clients", KT_UINT, OFF(auto_whitelist_clients), "5", 0, 1000000},
+	{"lookup_by_host", KT_BOOL, OFF(lookup_by_host), "no", 0, 1},
+	{"ipv4_cidr", KT_UINT, OFF(ipv4_cidr), "24", 1, 32},
+	{"ipv6_cidr", KT_UINT, OFF(ipv6_cidr), "64", 1, 128},
+	{"greylist_authenticated", KT_BOOL, OFF(greylist_authenticated), "no", 0, 1},
+	{"greylist_action", KT_ACTION, OFF(greylist_action), "DEFER_IF_PERMIT", 0, 0},
+	{"greylist_text", KT_TEXT, OFF(greylist_text),
+	 "Greylisted, please try again in %s seconds", 0, 0},
+	{"failure_action", KT_ACTION, OFF(failure_action), "DUNNO", 0, 0},
+	{"idle_timeout", KT_DURATION, OFF(idle_timeout), "600s", 1, DAY},
+	{"max_connections", KT_UINT, OFF(max_connections), "1000", 1, 100000},
+	{"durability", KT_DURABILITY, OFF(durability), "full", 0, 0},
+	{"db_max_size", KT_SIZE, OFF(db_max_size), "4G", 1ULL << 20, 1ULL << 40},
+	{"verbose", KT_BOOL, OFF(verbose), "no", 0, 1},
+};
+#undef OFF
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Longest greylist_text or action text accepted: the reply is one line. */
+#define MAX_TEXT 400
+
+static const struct key *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+bool
+config_key_exists(const char *key)
+{
+	return find_key(key) != NULL;
+}
+
+const char *
+config_key_name(size_t i)
+{
+	return i < NKEYS ? keys[i].name : NULL;
+}
+
+static void *
+field(struct config *cfg, const struct key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+/* Unsigned decimal with bounds; the whole string must be the number. */
+static int
+parse_u64(const char *text, int base, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)text[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, base);
+	if (errno != 0)
+		return -ERANGE;
+	if (end == text)
+		return -EINVAL;
+	*out = v;
+	return (int)(end - text);
+}
+
+static int
+parse_scaled(const char *text, const char *units, const uint64_t *mult,
+	     uint64_t *out)
+{
+	uint64_t v;
+	int n = parse_u64(text, 10, &v);
+	const char *u;
+
+	if (n < 0)
+		return n;
+	if (text[n] == '\0') {
+		*out = v;
+		return 0;
+	}
+	if (text[n + 1] != '\0' || (u = strchr(units, text[n])) == NULL)
+		return -EINVAL;
+	if (v > UINT64_MAX / mult[u - units])
+		return -ERANGE;
+	*out = v * mult[u - units];
+	return 0;
+}
+
+int
+config_parse_duration(const char *text, int64_t *out)
+{
+	static const uint64_t mult[] = {1, 60, 3600, 86400, 7 * 86400};
+	uint64_t v;
+	int rc = parse_scaled(text, "smhdw", mult, &v);
+
+	if (rc < 0)
+		return rc;
+	if (v > INT64_MAX / 2)
+		return -ERANGE;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int
+parse_size(const char *text, uint64_t *out)
+{
+	static const uint64_t mult[] = {1ULL << 10, 1ULL << 20, 1ULL << 30,
+					1ULL << 40};
+	return parse_scaled(text, "kMGT", mult, out);
+}
+
+static int
+parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static bool
+printable(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * An action as Postfix's access(5) knows it: an upper-case word
+ * (DUNNO, DEFER, DEFER_IF_PERMIT, ...) or a 4xx code, then optional text.
+ */
+static bool
+valid_action(const char *s)
+{
+	size_t n = 0;
+
+	if (!printable(s) || strlen(s) > MAX_TEXT)
+		return false;
+	if (s[0] == '4' && isdigit((unsigned char)s[1]) &&
+	    isdigit((unsigned char)s[2]) && (s[3] == '\0' || s[3] == ' '))
+		return true;
+	while (isupper((unsigned char)s[n]) || s[n] == '_')
+		n++;
+	return n > 0 && (s[n] == '\0' || s[n] == ' ');
+}
+
+static bool
+valid_text(const char *s)
+{
+	if (!printable(s) || strlen(s) > MAX_TEXT)
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s != '%')
+			continue;
+		s++;
+		if (*s != 's' && *s != 'r' && *s != '%')
+			return false;
+	}
+	return true;
+}
+
+static void
+list_clear(struct config_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/* Replace l with the comma- or space-separated items of text. */
+static int
+list_set(struct config_list *l, const char *text)
+{
+	const char *p = text;
+
+	list_clear(l);
+	while (*p != '\0') {
+		size_t n;
+		char **grown;
+
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		n = strcspn(p, ", \t");
+		if (n == 0)
+			break;
+		grown = realloc(l->items, (l->n + 1) * sizeof(*grown));
+		if (grown == NULL)
+			return -ENOMEM;
+		l->items = grown;
+		l->items[l->n] = strndup(p, n);
+		if (l->items[l->n] == NULL)
+			return -ENOMEM;
+		l->n++;
+		p += n;
+	}
+	return 0;
+}
+
+int
+config_parse_inet(const char *text, char *host, size_t hostsz, unsigned *port)
+{
+	const char *colon = strrchr(text, ':');
+	const char *port_text = colon != NULL ? colon + 1 : text;
+	size_t hlen = colon != NULL ? (size_t)(colon - text) : 0;
+	uint64_t v;
+	struct addr a;
+	int n;
+
+	n = parse_u64(port_text, 10, &v);
+	if (n < 0 || port_text[n] != '\0' || v == 0 || v > 65535)
+		return -EINVAL;
+	*port = (unsigned)v;
+	if (colon == NULL) {
+		snprintf(host, hostsz, "127.0.0.1");
+		return 0;
+	}
+	if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
+		text++;
+		hlen -= 2;
+	}
+	if (hlen == 9 && strncmp(text, "localhost", 9) == 0) {
+		snprintf(host, hostsz, "127.0.0.1");
+		return 0;
+	}
+	if (hlen == 1 && text[0] == '*') {
+		snprintf(host, hostsz, "0.0.0.0");
+		return 0;
+	}
+	if (addr_parse(&a, text, hlen) < 0 || hlen + 1 > hostsz)
+		return -EINVAL;
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	return 0;
+}
+
+static int
+set_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static int
+check_range(const struct key *k, uint64_t v, char *why, size_t whysz)
+{
+	if (v < k->min || v > k->max) {
+		snprintf(why, whysz, "out of range (%" PRIu64 "..%" PRIu64 ")",
+			 k->min, k->max);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+/* Set one key from text; on error writes the reason into why. */
+static int
+set_value(struct config *cfg, const struct key *k, const char *value,
+	  char *why, size_t whysz)
+{
+	void *f = field(cfg, k);
+	uint64_t v;
+	int64_t d;
+	bool b;
+	int n;
+
+	switch (k->type) {
+	case KT_BOOL:
+		if (parse_bool(value, &b) < 0) {
+			snprintf(why, whysz, "expected yes or no");
+			return -EINVAL;
+		}
+		*(bool *)f = b;
+		return 0;
+	case KT_UINT:
+	case KT_MODE:
+		n = parse_u64(value, k->type == KT_MODE ? 8 : 10, &v);
+		if (n < 0 || value[n] != '\0') {
+			snprintf(why, whysz, k->type == KT_MODE ?
+				 "expected an octal mode such as 0660" :
+				 "expected a whole number");
+			return -EINVAL;
+		}
+		if (check_range(k, v, why, whysz) < 0)
+			return -ERANGE;
+		*(unsigned *)f = (unsigned)v;
+		return 0;
+	case KT_DURATION:
+		if (config_parse_duration(value, &d) < 0) {
+			snprintf(why, whysz,
+				 "expected a duration such as 300s, 5m, 2h, 35d");
+			return -EINVAL;
+		}
+		if (check_range(k, (uint64_t)d, why, whysz) < 0)
+			return -ERANGE;
+		*(int64_t *)f = d;
+		return 0;
+	case KT_SIZE:
+		if (parse_size(value, &v) < 0) {
+			snprintf(why, whysz, "expected a size such as 512M or 4G");
+			return -EINVAL;
+		}
+		if (check_range(k, v, why, whysz) < 0)
+			return -ERANGE;
+		*(uint64_t *)f = v;
+		return 0;
+	case KT_DURABILITY:
+		if (strcmp(value, "full") == 0)
+			*(unsigned *)f = DURABILITY_FULL;
+		else if (strcmp(value, "relaxed") == 0)
+			*(unsigned *)f = DURABILITY_RELAXED;
+		else {
+			snprintf(why, whysz, "expected full or relaxed");
+			return -EINVAL;
+		}
+		return 0;
+	case KT_ACTION:
+		if (!valid_action(value)) {
+			snprintf(why, whysz,
+				 "expected a Postfix action such as DEFER_IF_PERMIT, "
+				 "DUNNO or 450 (printable, at most %d bytes)", MAX_TEXT);
+			return -EINVAL;
+		}
+		return set_string(f, value);
+	case KT_TEXT:
+		if (!valid_text(value)) {
+			snprintf(why, whysz,
+				 "expected printable text (at most %d bytes) using "
+				 "only %%s, %%r and %%%%", MAX_TEXT);
+			return -EINVAL;
+		}
+		return set_string(f, value);
+	case KT_STRING:
+		if (!printable(value)) {
+			snprintf(why, whysz, "control characters are not allowed");
+			return -EINVAL;
+		}
+		return set_string(f, value);
+	case KT_LIST:
+		return list_set(f, value);
+	}
+	return -EINVAL;
+}
+
+static int
+error_at(char *err, size_t errsz, int rc, const char *where, const char *fmt,
+	 ...) __attribute__((format(printf, 5, 6)));
+
+static int
+error_at(char *err, size_t errsz, int rc, const char *where, const char *fmt,
+	 ...)
+{
+	va_list ap;
+	int n = snprintf(err, errsz, "%s: ", where);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < errsz)
+		vsnprintf(err + n, errsz - (size_t)n, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int
+apply(struct config *cfg, const char *key, const char *value,
+      const char *where, char *err, size_t errsz)
+{
+	const struct key *k = find_key(key);
+	char why[200];
+	int rc;
+
+	if (k == NULL)
+		return error_at(err, errsz, -EINVAL, where, "unknown key '%s'", key);
+	why[0] = '\0';
+	rc = set_value(cfg, k, value, why, sizeof(why));
+	if (rc == -ENOMEM)
+		return error_at(err, errsz, rc, where, "out of memory");
+	if (rc < 0)
+		return error_at(err, errsz, rc, where, "%s = '%s': %s", key,
+				value, why);
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static int
+load_file(struct config *cfg, const char *path, bool missing_ok, char *err,
+	  size_t errsz)
+{
+	FILE *fp = fopen(path, "r");
+	char line[4096];
+	char where[600];
+	unsigned lineno = 0;
+	int rc = 0;
+
+	if (fp == NULL) {
+		if (errno == ENOENT && missing_ok)
+			return 0;
+		rc = -errno;
+		return error_at(err, errsz, rc, path, "cannot open: %s",
+				strerror(errno));
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char *s;
+		char *eq;
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			rc = error_at(err, errsz, -EINVAL, where, "line too long");
+			break;
+		}
+		s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (eq == NULL) {
+			rc = error_at(err, errsz, -EINVAL, where,
+				      "expected 'name = value'");
+			break;
+		}
+		*eq = '\0';
+		rc = apply(cfg, trim(s), trim(eq + 1), where, err, errsz);
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0 && ferror(fp))
+		rc = error_at(err, errsz, -EIO, path, "read error");
+	fclose(fp);
+	return rc;
+}
+
+/* Checks across keys, and the inet listeners' syntax. */
+static int
+validate(struct config *cfg, const char *where, char *err, size_t errsz)
+{
+	char host[64];
+	unsigned port;
+	size_t i;
+
+	if (cfg->retry_window <= cfg->delay)
+		return error_at(err, errsz, -EINVAL, where,
+				"retry_window (%" PRId64 "s) must be longer than "
+				"delay (%" PRId64 "s)", cfg->retry_window, cfg->delay);
+	if (cfg->max_age < cfg->retry_window)
+		return error_at(err, errsz, -EINVAL, where,
+				"max_age (%" PRId64 "s) must not be shorter than "
+				"retry_window (%" PRId64 "s)", cfg->max_age,
+				cfg->retry_window);
+	for (i = 0; i < cfg->inet.n; i++) {
+		if (config_parse_inet(cfg->inet.items[i], host, sizeof(host),
+				      &port) < 0)
+			return error_at(err, errsz, -EINVAL, where,
+					"inet = '%s': expected [HOST:]PORT with a "
+					"numeric HOST, e.g. 127.0.0.1:10023 or "
+					"[::1]:10023", cfg->inet.items[i]);
+	}
+	for (i = 0; i < cfg->unix_sockets.n; i++) {
+		if (cfg->unix_sockets.items[i][0] != '/')
+			return error_at(err, errsz, -EINVAL, where,
+					"unix = '%s': expected an absolute path",
+					cfg->unix_sockets.items[i]);
+	}
+	if (cfg->dbdir[0] == '\0')
+		return error_at(err, errsz, -EINVAL, where, "dbdir is empty");
+	if (cfg->inet.n == 0 && cfg->unix_sockets.n == 0)
+		return list_set(&cfg->inet, "127.0.0.1:10023");
+	return 0;
+}
+
+int
+config_load(struct config **out, const char *path, bool missing_ok,
+	    const struct config_override *ov, size_t nov, char *err,
+	    size_t errsz)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	if (cfg == NULL)
+		return error_at(err, errsz, -ENOMEM, "config", "out of memory");
+	for (i = 0; i < NKEYS && rc == 0; i++)
+		rc = apply(cfg, keys[i].name, keys[i].def, "built-in default",
+			   err, errsz);
+	if (rc == 0 && path != NULL)
+		rc = load_file(cfg, path, missing_ok, err, errsz);
+	for (i = 0; i < nov && rc == 0; i++)
+		rc = apply(cfg, ov[i].key, ov[i].value, "command line", err,
+			   errsz);
+	if (rc == 0)
+		rc = validate(cfg, path != NULL ? path : "command line", err,
+			      errsz);
+	if (rc < 0) {
+		config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < NKEYS; i++) {
+		void *f = field(cfg, &keys[i]);
+
+		if (keys[i].type == KT_LIST)
+			list_clear(f);
+		else if (keys[i].type == KT_STRING || keys[i].type == KT_ACTION ||
+			 keys[i].type == KT_TEXT)
+			free(*(char **)f);
+	}
+	free(cfg);
+}

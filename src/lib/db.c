@@ -1,0 +1,510 @@
+/*
+ * db - LMDB environment, batch decisions, expiry, map growth.
+ *
+ * Contract with LMDB (lmdb.h): one MDB_env per process; MDB_NOTLS because
+ * transactions are not tied to the thread that opened the env; the map
+ * size is changed only while this process has no transaction open (this
+ * handle is used by one thread, so "between transactions" suffices); a
+ * transaction whose put failed is aborted, never committed; MDB_val data
+ * is copied before its transaction ends.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+
+struct db {
+	MDB_env *env;
+	MDB_dbi triplets;
+	MDB_dbi clients;
+	MDB_dbi meta;
+	uint64_t max_size;
+	uint64_t map_size;
+
+	/* Expiry sweep position: which database, and the next key. */
+	int sweep_db;
+	size_t sweep_key_len;
+	char sweep_key[512];
+};
+
+/* The one place LMDB's codes become errnos. */
+static int
+db_errno(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+		return -ENOSPC;
+	case MDB_MAP_RESIZED:
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	case MDB_TXN_FULL:
+	case MDB_BAD_VALSIZE:
+		return -E2BIG;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+		return -EBADMSG;
+	case MDB_DBS_FULL:
+		return -EMFILE;
+	default:
+		return rc > 0 ? -rc : -EIO;
+	}
+}
+
+static uint64_t
+usec_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - start->tv_sec) * 1000000u +
+	       (uint64_t)((now.tv_nsec - start->tv_nsec) / 1000);
+}
+
+static int
+open_dbis(db_t *db, bool readonly, char *err, size_t errsz)
+{
+	unsigned flags = readonly ? 0 : MDB_CREATE;
+	MDB_txn *txn;
+	static char schema_key[] = "schema";
+	MDB_val k = {6, schema_key};
+	MDB_val v;
+	uint8_t version[4] = {DB_SCHEMA_VERSION, 0, 0, 0};
+	int rc;
+
+	rc = mdb_txn_begin(db->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+	if (rc != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, "meta", flags, &db->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "triplets", flags, &db->triplets)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "clients", flags, &db->clients)) != 0)
+		goto fail_txn;
+
+	rc = mdb_get(txn, db->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && !readonly) {
+		v.mv_size = sizeof(version);
+		v.mv_data = version;
+		rc = mdb_put(txn, db->meta, &k, &v, 0);
+	} else if (rc == 0) {
+		const uint8_t *p = v.mv_data;
+		unsigned found = v.mv_size == 4 ? p[0] | p[1] << 8 | p[2] << 16 |
+						  (unsigned)p[3] << 24 : 0;
+		if (found != DB_SCHEMA_VERSION) {
+			mdb_txn_abort(txn);
+			snprintf(err, errsz,
+				 "database schema version %u is not the version "
+				 "this greyhold knows (%u): use a matching greyhold "
+				 "or restore a dump", found, DB_SCHEMA_VERSION);
+			return -EPROTO;
+		}
+	}
+	if (rc != 0)
+		goto fail_txn;
+	rc = mdb_txn_commit(txn);
+	if (rc != 0)
+		goto fail;
+	return 0;
+
+fail_txn:
+	mdb_txn_abort(txn);
+fail:
+	snprintf(err, errsz, "cannot open databases: %s", mdb_strerror(rc));
+	return db_errno(rc);
+}
+
+int
+db_open(db_t **out, const struct db_options *opts, char *err, size_t errsz)
+{
+	db_t *db;
+	MDB_envinfo info;
+	unsigned flags = MDB_NOTLS;
+	int dead = 0;
+	int rc;
+
+	*out = NULL;
+	if (mkdir(opts->dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(err, errsz, "cannot create database directory %s: %s",
+			 opts->dir, strerror(errno));
+		return rc;
+	}
+	db = calloc(1, sizeof(*db));
+	if (db == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	db->max_size = opts->max_size;
+	if (opts->relaxed)
+		flags |= MDB_NOSYNC;
+	if (opts->readonly)
+		flags |= MDB_RDONLY;
+
+	rc = mdb_env_create(&db->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(db->env, 8);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(db->env, opts->max_size < DB_INITIAL_MAP ?
+					 opts->max_size : DB_INITIAL_MAP);
+	if (rc == 0)
+		rc = mdb_env_open(db->env, opts->dir, flags, 0600);
+	if (rc != 0) {
+		snprintf(err, errsz, "cannot open LMDB environment in %s: %s",
+			 opts->dir, mdb_strerror(rc));
+		goto fail;
+	}
+	/* Reader slots left by a killed process would pin old pages. */
+	if (mdb_reader_check(db->env, &dead) == 0 && dead > 0)
+		log_msg(LOG_LEVEL_WARN, "cleared %d stale LMDB reader slot(s) in %s",
+			dead, opts->dir);
+	mdb_env_info(db->env, &info);
+	db->map_size = info.me_mapsize;
+
+	rc = open_dbis(db, opts->readonly, err, errsz);
+	if (rc != 0) {
+		mdb_env_close(db->env);
+		free(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+
+fail:
+	if (db->env != NULL)
+		mdb_env_close(db->env);
+	free(db);
+	return db_errno(rc);
+}
+
+void
+db_close(db_t *db)
+{
+	if (db == NULL)
+		return;
+	mdb_env_close(db->env);
+	free(db);
+}
+
+uint64_t
+db_map_size(db_t *db)
+{
+	return db->map_size;
+}
+
+int
+db_sync(db_t *db)
+{
+	return db_errno(mdb_env_sync(db->env, 1));
+}
+
+/* Double the map, up to the cap.  No transaction may be open. */
+static int
+grow_map(db_t *db)
+{
+	uint64_t next = db->map_size * 2;
+	int rc;
+
+	if (db->map_size >= db->max_size) {
+		return MDB_MAP_FULL;
+	}
+	if (next > db->max_size)
+		next = db->max_size;
+	rc = mdb_env_set_mapsize(db->env, next);
+	if (rc != 0)
+		return rc;
+	db->map_size = next;
+	log_msg(LOG_LEVEL_INFO, "database map grown to %llu MiB (cap %llu MiB)",
+		(unsigned long long)(next >> 20),
+		(unsigned long long)(db->max_size >> 20));
+	return 0;
+}
+
+/* Another process grew the map: adopt its size. */
+static void
+adopt_map_size(db_t *db)
+{
+	MDB_envinfo info;
+
+	mdb_env_set_mapsize(db->env, 0);
+	mdb_env_info(db->env, &info);
+	db->map_size = info.me_mapsize;
+}
+
+/*
+ * Read and decode one record into *out and set *found.  A corrupt or
+ * unknown-version value is deleted and logged, and reads as absent.
+ * Returns an LMDB code.
+ */
+static int
+read_record(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_len,
+	    struct record *out, bool *found, const char *what)
+{
+	MDB_val k = {key_len, (void *)key};
+	MDB_val v;
+	char shown[128];
+	int rc = mdb_get(txn, dbi, &k, &v);
+
+	*found = false;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (record_decode(out, v.mv_data, v.mv_size) == 0) {
+		*found = true;
+		return 0;
+	}
+	log_msg(LOG_LEVEL_WARN, "deleting corrupt %s record (%zu bytes) for %s",
+		what, v.mv_size, log_escape(shown, sizeof(shown), key, key_len, 80));
+	return mdb_del(txn, dbi, &k, NULL);
+}
+
+static int
+write_record(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_len,
+	     const struct record *r)
+{
+	uint8_t buf[RECORD_SIZE];
+	MDB_val k = {key_len, (void *)key};
+	MDB_val v = {sizeof(buf), buf};
+
+	record_encode(buf, r);
+	return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Count a pass for the job's client in the auto-whitelist. */
+static int
+count_client_pass(db_t *db, MDB_txn *txn, const struct store_job *job,
+		  const struct record *crec, int64_t now, bool *wrote)
+{
+	struct record updated;
+
+	if (!engine_client_count(crec, now, &updated))
+		return 0;
+	*wrote = true;
+	return write_record(txn, db->clients, job->key.client, job->key.client_len,
+			    &updated);
+}
+
+static int
+decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
+	   const struct engine_params *p, bool *wrote)
+{
+	struct record crec, rec, updated;
+	bool have_client, have_rec;
+	int rc;
+
+	rc = read_record(txn, db->clients, job->key.client, job->key.client_len, &crec,
+			 &have_client, "client");
+	if (rc != 0)
+		return rc;
+
+	if (engine_client_listed(have_client ? &crec : NULL, job->now, p)) {
+		job->verdict.action = ENGINE_PASS;
+		job->verdict.reason = ENGINE_AWL;
+		job->verdict.seconds_left = 0;
+		job->verdict.delay = 0;
+		return count_client_pass(db, txn, job, &crec, job->now, wrote);
+	}
+
+	rc = read_record(txn, db->triplets, job->key.key, job->key.key_len, &rec,
+			 &have_rec, "triplet");
+	if (rc != 0)
+		return rc;
+
+	if (engine_triplet(have_rec ? &rec : NULL, job->now, p, &updated,
+			   &job->verdict)) {
+		rc = write_record(txn, db->triplets, job->key.key, job->key.key_len,
+				  &updated);
+		if (rc != 0)
+			return rc;
+		*wrote = true;
+	}
+	if (job->verdict.action == ENGINE_PASS && p->awl_passes > 0)
+		return count_client_pass(db, txn, job,
+					 have_client ? &crec : NULL, job->now,
+					 wrote);
+	return 0;
+}
+
+int
+db_decide_batch(db_t *db, struct store_job **jobs, size_t n,
+		const struct engine_params *p, bool *committed,
+		uint64_t *commit_usec)
+{
+	MDB_txn *txn;
+	struct timespec start;
+	bool wrote;
+	size_t i;
+	int rc;
+
+	*committed = false;
+	*commit_usec = 0;
+	for (;;) {
+		wrote = false;
+		rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+		if (rc == MDB_MAP_RESIZED) {
+			adopt_map_size(db);
+			continue;
+		}
+		if (rc != 0)
+			break;
+		for (i = 0; i < n && rc == 0; i++)
+			rc = decide_one(db, txn, jobs[i], p, &wrote);
+		if (rc != 0 || !wrote) {
+			mdb_txn_abort(txn);
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &start);
+			rc = mdb_txn_commit(txn);
+			*commit_usec = usec_since(&start);
+			*committed = rc == 0;
+		}
+		if (rc == MDB_MAP_FULL && grow_map(db) == 0)
+			continue;	/* replay the whole batch */
+		break;
+	}
+	rc = db_errno(rc);
+	for (i = 0; i < n; i++)
+		jobs[i]->err = rc;
+	return rc;
+}
+
+static MDB_dbi
+sweep_dbi(db_t *db)
+{
+	return db->sweep_db == 0 ? db->triplets : db->clients;
+}
+
+static bool
+is_expired(db_t *db, const MDB_val *v, int64_t now,
+	   const struct engine_params *p)
+{
+	struct record r;
+
+	if (record_decode(&r, v->mv_data, v->mv_size) < 0)
+		return true;	/* corrupt: nothing can use it */
+	return db->sweep_db == 0 ? engine_triplet_expired(&r, now, p)
+				 : engine_client_expired(&r, now, p);
+}
+
+int
+db_expire_slice(db_t *db, int64_t now, const struct engine_params *p,
+		size_t budget, size_t *removed, bool *wrapped)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t examined = 0;
+	int rc;
+
+	*removed = 0;
+	*wrapped = false;
+	rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		adopt_map_size(db);
+		rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	}
+	if (rc != 0)
+		return db_errno(rc);
+	rc = mdb_cursor_open(txn, sweep_dbi(db), &cur);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return db_errno(rc);
+	}
+	if (db->sweep_key_len > 0) {
+		k.mv_size = db->sweep_key_len;
+		k.mv_data = db->sweep_key;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	while (rc == 0 && examined < budget) {
+		examined++;
+		if (is_expired(db, &v, now, p)) {
+			rc = mdb_cursor_del(cur, 0);
+			if (rc != 0)
+				break;
+			(*removed)++;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0) {
+		/* Budget used up: resume at the next unexamined key. */
+		db->sweep_key_len = k.mv_size <= sizeof(db->sweep_key) ? k.mv_size : 0;
+		memcpy(db->sweep_key, k.mv_data, db->sweep_key_len);
+	} else if (rc == MDB_NOTFOUND) {
+		db->sweep_key_len = 0;
+		db->sweep_db = (db->sweep_db + 1) % 2;
+		*wrapped = db->sweep_db == 0;
+		rc = 0;
+	}
+	mdb_cursor_close(cur);
+	if (rc == 0 && *removed > 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	if (rc != 0)
+		*removed = 0;
+	return db_errno(rc);
+}
+
+static int
+get_one(db_t *db, MDB_dbi dbi, const void *key, size_t key_len,
+	struct record *out)
+{
+	MDB_txn *txn;
+	MDB_val k = {key_len, (void *)key};
+	MDB_val v;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc == MDB_MAP_RESIZED) {
+		adopt_map_size(db);
+		rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	}
+	if (rc != 0)
+		return db_errno(rc);
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == 0 && record_decode(out, v.mv_data, v.mv_size) < 0)
+		rc = MDB_CORRUPTED;
+	mdb_txn_abort(txn);
+	return db_errno(rc);
+}
+
+int
+db_get_triplet(db_t *db, const char *key, size_t key_len, struct record *out)
+{
+	return get_one(db, db->triplets, key, key_len, out);
+}
+
+int
+db_get_client(db_t *db, const char *client, struct record *out)
+{
+	return get_one(db, db->clients, client, strlen(client), out);
+}
+
+int
+db_put_triplet(db_t *db, const char *key, size_t key_len,
+	       const struct record *r)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+
+	if (rc != 0)
+		return db_errno(rc);
+	rc = write_record(txn, db->triplets, key, key_len, r);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return db_errno(rc);
+	}
+	return db_errno(mdb_txn_commit(txn));
+}
