@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 build_deps="build-essential autoconf automake libtool pkg-config \
-liblmdb-dev libuv1-dev libcmocka-dev"
+liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev"
 test_deps="python3 postfix swaks lmdb-utils"
 
 missing=""

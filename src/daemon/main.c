@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "whitelist.h"
 
 #define MAX_OVERRIDES 128
 
@@ -50,6 +52,9 @@ enum long_only {
 	OPT_USER,
 	OPT_PIDFILE,
 	OPT_AWL,
+	OPT_WL_CLIENTS,
+	OPT_WL_RECIPIENTS,
+	OPT_XHEADER,
 	OPT_SYSLOG,
 };
 
@@ -79,6 +84,9 @@ static const struct option long_options[] = {
 	{"user", required_argument, NULL, OPT_USER},
 	{"pidfile", required_argument, NULL, OPT_PIDFILE},
 	{"auto-whitelist-clients", optional_argument, NULL, OPT_AWL},
+	{"whitelist-clients", required_argument, NULL, OPT_WL_CLIENTS},
+	{"whitelist-recipients", required_argument, NULL, OPT_WL_RECIPIENTS},
+	{"x-greylist-header", no_argument, NULL, OPT_XHEADER},
 	{NULL, 0, NULL, 0},
 };
 
@@ -154,10 +162,19 @@ add_set(struct options *o, char *arg)
 	return add_override(o, arg, eq + 1);
 }
 
-/* postgrey accepts --inet/--unix once; greyhold lets them repeat. */
+/*
+ * List flags (--inet, --unix, --whitelist-*) may repeat; their values are
+ * joined and set once, so the command line replaces the file's list.
+ */
+struct joined {
+	char *inet;
+	char *unix_sockets;
+	char *wl_clients;
+	char *wl_recipients;
+};
+
 static int
-add_listener(struct options *o, const char *key, const char *value,
-	     char **joined)
+add_to_list(char **joined, const char *value)
 {
 	size_t old = *joined != NULL ? strlen(*joined) : 0;
 	char *grown = realloc(*joined, old + strlen(value) + 2);
@@ -173,7 +190,7 @@ add_listener(struct options *o, const char *key, const char *value,
 }
 
 static int
-parse_args(struct options *o, int argc, char **argv, char **inet, char **unixp)
+parse_args(struct options *o, int argc, char **argv, struct joined *l)
 {
 	int ch;
 	int rc = 0;
@@ -211,10 +228,10 @@ parse_args(struct options *o, int argc, char **argv, char **inet, char **unixp)
 			printf("greyhold %s\n", PACKAGE_VERSION);
 			exit(0);
 		case OPT_INET:
-			rc = add_listener(o, "inet", optarg, inet);
+			rc = add_to_list(&l->inet, optarg);
 			break;
 		case OPT_UNIX:
-			rc = add_listener(o, "unix", optarg, unixp);
+			rc = add_to_list(&l->unix_sockets, optarg);
 			break;
 		case OPT_DELAY:
 			rc = add_override(o, "delay", optarg);
@@ -256,6 +273,15 @@ parse_args(struct options *o, int argc, char **argv, char **inet, char **unixp)
 			rc = add_override(o, "auto_whitelist_clients",
 					  optarg != NULL ? optarg : "5");
 			break;
+		case OPT_WL_CLIENTS:
+			rc = add_to_list(&l->wl_clients, optarg);
+			break;
+		case OPT_WL_RECIPIENTS:
+			rc = add_to_list(&l->wl_recipients, optarg);
+			break;
+		case OPT_XHEADER:
+			rc = add_override(o, "x_greylist_header", "yes");
+			break;
 		default:
 			usage(stderr);
 			return -1;
@@ -265,10 +291,14 @@ parse_args(struct options *o, int argc, char **argv, char **inet, char **unixp)
 		fprintf(stderr, "greyhold: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (rc == 0 && *inet != NULL)
-		rc = add_override(o, "inet", *inet);
-	if (rc == 0 && *unixp != NULL)
-		rc = add_override(o, "unix", *unixp);
+	if (rc == 0 && l->inet != NULL)
+		rc = add_override(o, "inet", l->inet);
+	if (rc == 0 && l->unix_sockets != NULL)
+		rc = add_override(o, "unix", l->unix_sockets);
+	if (rc == 0 && l->wl_clients != NULL)
+		rc = add_override(o, "whitelist_clients", l->wl_clients);
+	if (rc == 0 && l->wl_recipients != NULL)
+		rc = add_override(o, "whitelist_recipients", l->wl_recipients);
 	return rc;
 }
 
@@ -358,13 +388,14 @@ main(int argc, char **argv)
 	struct server_reload reload;
 	struct server *srv;
 	struct config *cfg;
+	whitelist_t *wl;
 	struct passwd *pw = NULL;
-	char *inet = NULL, *unixp = NULL;
+	struct joined lists = {NULL, NULL, NULL, NULL};
 	char pidfile[1024];
 	char err[1024];
 	int rc;
 
-	if (parse_args(&o, argc, argv, &inet, &unixp) < 0)
+	if (parse_args(&o, argc, argv, &lists) < 0)
 		return 2;
 	/* The default file may be absent; a file named with -c may not. */
 	rc = config_load(&cfg, o.config_path, !o.config_given, o.ov, o.nov, err,
@@ -373,13 +404,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "greyhold: %s\n", err);
 		return 1;
 	}
+	/* A client that hangs up must cost an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	log_open("greyhold", o.use_syslog && !o.check_only);
+	rc = whitelist_load_config(&wl, cfg, err, sizeof(err));
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "%s", err);
+		config_free(cfg);
+		return 1;
+	}
 	if (o.check_only) {
-		printf("greyhold: configuration OK\n");
+		printf("greyhold: configuration OK (%zu whitelist entries)\n",
+		       whitelist_size(wl));
+		whitelist_free(wl);
 		config_free(cfg);
 		return 0;
 	}
-
-	log_open("greyhold", o.use_syslog);
 	log_set_verbose(cfg->verbose);
 	if (cfg->user[0] != '\0' && getuid() == 0) {
 		pw = getpwnam(cfg->user);
@@ -400,7 +440,7 @@ main(int argc, char **argv)
 	reload.missing_ok = !o.config_given;
 	reload.overrides = o.ov;
 	reload.noverrides = o.nov;
-	rc = server_create(&srv, cfg, &reload);
+	rc = server_create(&srv, cfg, wl, &reload);
 	if (rc < 0)
 		return 1;
 	if (pw != NULL && drop_privileges(pw) < 0)
@@ -414,8 +454,10 @@ main(int argc, char **argv)
 	server_free(srv);
 	if (pidfile[0] != '\0')
 		unlink(pidfile);
-	free(inet);
-	free(unixp);
+	free(lists.inet);
+	free(lists.unix_sockets);
+	free(lists.wl_clients);
+	free(lists.wl_recipients);
 	log_close();
 	return rc < 0 ? 1 : 0;
 }

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "policy.h"
 #include "triplet.h"
+#include "whitelist.h"
 
 #define READ_BUF 4096
 #define MAX_INFLIGHT 16
@@ -46,6 +47,7 @@ struct slot {
 	bool done;
 	char fields[ANSWER_FIELDS_MAX];
 	char rcpt_domain[TRIPLET_MAX_ADDR + 1];
+	char instance[64];		/* Postfix's message instance */
 	char reply[ANSWER_REPLY_MAX];
 	size_t reply_len;
 };
@@ -80,6 +82,7 @@ struct conn {
 	bool writing;
 
 	char peer[80];
+	char prepended[64];		/* instance that got an X-Greylist */
 	struct policy_parser parser;
 	char rbuf[READ_BUF];
 };
@@ -95,8 +98,11 @@ struct listener {
 struct server {
 	uv_loop_t loop;
 	struct config *cfg;
+	whitelist_t *wl;		/* from the files; swapped with cfg */
+	whitelist_t *live_wl;		/* from the database, via the store */
 	struct server_reload reload;
 	store_t *store;
+	char hostname[256];
 
 	uv_async_t store_async;
 	uv_signal_t sig_hup, sig_term, sig_int;
@@ -126,6 +132,12 @@ static void
 derive_settings(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
+
+	if (cfg->hostname[0] != '\0')
+		snprintf(srv->hostname, sizeof(srv->hostname), "%s", cfg->hostname);
+	else if (gethostname(srv->hostname, sizeof(srv->hostname)) < 0)
+		snprintf(srv->hostname, sizeof(srv->hostname), "localhost");
+	srv->hostname[sizeof(srv->hostname) - 1] = '\0';
 
 	srv->topts.by_host = cfg->lookup_by_host;
 	srv->topts.ipv4_prefix = cfg->ipv4_cidr;
@@ -268,8 +280,8 @@ conn_flush(struct conn *c)
 			return;
 		}
 	}
-	if (c->head == NULL && !c->writing &&
-	    (c->eof || (c->srv->stopping && !policy_in_request(&c->parser)))) {
+	/* Stopping: reading has stopped, so a half-read request never ends. */
+	if (c->head == NULL && !c->writing && (c->eof || c->srv->stopping)) {
 		conn_close(c);
 		return;
 	}
@@ -310,12 +322,39 @@ slot_answer_now(struct slot *s, const char *log_line)
 		log_msg(LOG_LEVEL_INFO, "%s", log_line);
 }
 
+/* The whitelist reason for a request, or NULL if it is not whitelisted. */
+static const char *
+whitelisted(const struct server *srv, const struct policy_request *r)
+{
+	const whitelist_t *lists[2] = {srv->wl, srv->live_wl};
+	static const char *const client_reason[2] = {
+		"client whitelist", "client whitelist (live)"};
+	static const char *const rcpt_reason[2] = {
+		"recipient whitelist", "recipient whitelist (live)"};
+
+	for (int i = 0; i < 2; i++) {
+		if (lists[i] != NULL &&
+		    whitelist_match_client(lists[i], r->client_address.ptr,
+					   r->client_address.len,
+					   r->client_name.ptr, r->client_name.len))
+			return client_reason[i];
+	}
+	for (int i = 0; i < 2; i++) {
+		if (lists[i] != NULL &&
+		    whitelist_match_recipient(lists[i], r->recipient.ptr,
+					      r->recipient.len))
+			return rcpt_reason[i];
+	}
+	return NULL;
+}
+
 /* Returns false if the connection must be closed. */
 static bool
 handle_request(struct conn *c, const struct policy_request *r)
 {
 	struct server *srv = c->srv;
 	struct slot *s;
+	const char *reason;
 	char line[ANSWER_LOG_MAX];
 
 	if (!policy_str_eq(r->request, "smtpd_access_policy")) {
@@ -346,7 +385,17 @@ handle_request(struct conn *c, const struct policy_request *r)
 		break;
 	}
 	answer_log_fields(s->fields, sizeof(s->fields), r);
+	reason = whitelisted(srv, r);
+	if (reason != NULL) {
+		snprintf(line, sizeof(line), "action=pass, reason=%s, %s", reason,
+			 s->fields);
+		slot_answer_now(s, line);
+		return true;
+	}
 	answer_rcpt_domain(s->rcpt_domain, sizeof(s->rcpt_domain), r);
+	snprintf(s->instance, sizeof(s->instance), "%.*s",
+		 r->instance.ptr != NULL ? (int)r->instance.len : 0,
+		 r->instance.ptr != NULL ? r->instance.ptr : "");
 	triplet_build(&s->job.key, r->client_address.ptr, r->client_address.len,
 		      r->sender.ptr, r->sender.len, r->recipient.ptr,
 		      r->recipient.len, &srv->topts);
@@ -473,11 +522,35 @@ on_job_done(struct store_job *job, void *arg)
 		conn_release(c);
 		return;
 	}
-	s->reply_len = answer_reply(s->reply, sizeof(s->reply), srv->cfg,
-				    &job->verdict, job->err, s->rcpt_domain);
+	if (job->err == 0 && job->verdict.reason == ENGINE_PASSED &&
+	    srv->cfg->x_greylist_header && (s->instance[0] == '\0' ||
+	    strcmp(s->instance, c->prepended) != 0)) {
+		/* One header per message, however many recipients passed. */
+		s->reply_len = answer_prepend(s->reply, sizeof(s->reply),
+					      job->verdict.delay, srv->hostname,
+					      job->now);
+		snprintf(c->prepended, sizeof(c->prepended), "%s", s->instance);
+	} else {
+		s->reply_len = answer_reply(s->reply, sizeof(s->reply), srv->cfg,
+					    &job->verdict, job->err,
+					    s->rcpt_domain);
+	}
 	s->done = true;
 	if (s == c->head)
 		conn_flush(c);
+}
+
+static void
+take_live_whitelist(struct server *srv)
+{
+	whitelist_t *wl = store_take_live_whitelist(srv->store);
+
+	if (wl == NULL)
+		return;
+	whitelist_free(srv->live_wl);
+	srv->live_wl = wl;
+	log_msg(LOG_LEVEL_INFO, "live whitelist loaded: %zu entries",
+		whitelist_size(wl));
 }
 
 static void
@@ -485,7 +558,10 @@ on_store_async(uv_async_t *a)
 {
 	struct server *srv = a->data;
 
+	if (srv->store == NULL)
+		return;
 	store_collect(srv->store, on_job_done, srv);
+	take_live_whitelist(srv);
 }
 
 static void
@@ -699,12 +775,22 @@ on_sighup(uv_signal_t *sig, int signum)
 	struct config *next;
 	char err[512];
 
+	whitelist_t *wl;
+
 	if (config_load(&next, r->config_path, r->missing_ok, r->overrides,
 			r->noverrides, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERR, "reload failed, keeping the running "
 			"configuration: %s", err);
 		return;
 	}
+	if (whitelist_load_config(&wl, next, err, sizeof(err)) < 0) {
+		log_msg(LOG_LEVEL_ERR, "reload failed, keeping the running "
+			"configuration and whitelists: %s", err);
+		config_free(next);
+		return;
+	}
+	whitelist_free(srv->wl);
+	srv->wl = wl;
 	if (strcmp(next->dbdir, srv->cfg->dbdir) != 0)
 		log_msg(LOG_LEVEL_WARN, "reload: dbdir changes take effect at the "
 			"next restart");
@@ -713,9 +799,9 @@ on_sighup(uv_signal_t *sig, int signum)
 	derive_settings(srv);
 	store_set_params(srv->store, &srv->params);
 	log_set_verbose(srv->cfg->verbose);
-	log_msg(LOG_LEVEL_INFO, "configuration reloaded from %s (listeners "
-		"change only at restart)", r->config_path != NULL ?
-		r->config_path : "the command line");
+	log_msg(LOG_LEVEL_INFO, "configuration reloaded from %s, %zu whitelist "
+		"entries (listeners change only at restart)", r->config_path != NULL ?
+		r->config_path : "the command line", whitelist_size(wl));
 }
 
 static void
@@ -730,17 +816,33 @@ on_drain_timeout(uv_timer_t *t)
 		conn_close(c);
 }
 
-/* Once no connection is left, close the server's own handles: uv_run returns. */
+/*
+ * The last step of stopping, from a timer so that it runs outside any
+ * store callback: commit and stop the store (which may wake the loop
+ * until it has stopped), then close the server's own handles so that
+ * uv_run() returns.
+ */
 static void
-maybe_finish_stop(struct server *srv)
+on_finish_stop(uv_timer_t *t)
 {
-	if (!srv->stopping || srv->nconns > 0)
-		return;
+	struct server *srv = t->data;
+
+	store_close(srv->store);
+	srv->store = NULL;
 	close_handle((uv_handle_t *)&srv->drain_timer, NULL);
 	close_handle((uv_handle_t *)&srv->store_async, NULL);
 	close_handle((uv_handle_t *)&srv->sig_hup, NULL);
 	close_handle((uv_handle_t *)&srv->sig_term, NULL);
 	close_handle((uv_handle_t *)&srv->sig_int, NULL);
+}
+
+/* Once no connection is left, finish stopping. */
+static void
+maybe_finish_stop(struct server *srv)
+{
+	if (!srv->stopping || srv->nconns > 0)
+		return;
+	uv_timer_start(&srv->drain_timer, on_finish_stop, 0, 0);
 }
 
 static void
@@ -771,7 +873,7 @@ on_stop_signal(uv_signal_t *sig, int signum)
 /* ---- public ------------------------------------------------------------- */
 
 int
-server_create(struct server **out, struct config *cfg,
+server_create(struct server **out, struct config *cfg, whitelist_t *wl,
 	      const struct server_reload *reload)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
@@ -780,14 +882,17 @@ server_create(struct server **out, struct config *cfg,
 	*out = NULL;
 	if (srv == NULL) {
 		config_free(cfg);
+		whitelist_free(wl);
 		return -ENOMEM;
 	}
 	srv->cfg = cfg;
+	srv->wl = wl;
 	srv->reload = *reload;
 	derive_settings(srv);
 	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		config_free(cfg);
+		whitelist_free(wl);
 		free(srv);
 		return rc;
 	}
@@ -829,6 +934,7 @@ server_run(struct server *srv)
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		return rc;
 	}
+	take_live_whitelist(srv);
 	uv_timer_init(&srv->loop, &srv->drain_timer);
 	srv->drain_timer.data = srv;
 	uv_signal_init(&srv->loop, &srv->sig_hup);
@@ -846,9 +952,6 @@ server_run(struct server *srv)
 		so.relaxed ? "relaxed" : "full");
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 
-	/* Every job came back before the last connection was freed. */
-	store_close(srv->store);
-	srv->store = NULL;
 	log_msg(LOG_LEVEL_INFO, "stopped");
 	return 0;
 }
@@ -868,6 +971,8 @@ server_free(struct server *srv)
 	}
 	uv_loop_close(&srv->loop);
 	free(srv->listeners);
+	whitelist_free(srv->wl);
+	whitelist_free(srv->live_wl);
 	config_free(srv->cfg);
 	free(srv);
 }

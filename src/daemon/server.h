@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "store.h"
+#include "whitelist.h"
 
 struct server;
 
@@ -24,8 +25,11 @@ struct server_reload {
 	size_t noverrides;
 };
 
-/* Create the loop and bind every listener in cfg (ownership of cfg passes). */
-int server_create(struct server **out, struct config *cfg,
+/*
+ * Create the loop and bind every listener in cfg.  Ownership of cfg and
+ * wl (the static whitelist built from cfg) passes to the server.
+ */
+int server_create(struct server **out, struct config *cfg, whitelist_t *wl,
 		  const struct server_reload *reload);
 
 /* Rebuild the loop's kernel state in a child after fork(). */

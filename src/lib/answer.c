@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -129,6 +130,23 @@ answer_reply(char *out, size_t outsz, const struct config *cfg,
 		return outsz - 1;
 	}
 	return (size_t)n;
+}
+
+size_t
+answer_prepend(char *out, size_t outsz, int64_t delay, const char *host,
+	       int64_t now)
+{
+	time_t t = (time_t)now;
+	struct tm tm;
+	char date[64];
+	int n;
+
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(out, outsz, "action=PREPEND X-Greylist: delayed %" PRId64
+		     " seconds by greyhold-%s at %s; %s\n\n", delay,
+		     PACKAGE_VERSION, host, date);
+	return n < 0 ? 0 : (size_t)n < outsz ? (size_t)n : outsz - 1;
 }
 
 size_t

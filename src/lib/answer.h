@@ -12,6 +12,7 @@
 #define GREYHOLD_ANSWER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "engine.h"
@@ -47,6 +48,14 @@ void answer_rcpt_domain(char *out, size_t outsz, const struct policy_request *r)
 size_t answer_reply(char *out, size_t outsz, const struct config *cfg,
 		    const struct engine_verdict *v, int err,
 		    const char *rcpt_domain);
+
+/*
+ * The reply for a first pass after a delay when x_greylist_header is on:
+ * "action=PREPEND X-Greylist: delayed N seconds by greyhold-VERSION at
+ * HOST; DATE" with an RFC 5322 date for now (UTC).
+ */
+size_t answer_prepend(char *out, size_t outsz, int64_t delay,
+		      const char *host, int64_t now);
 
 /* Reply with the fixed action "DUNNO". */
 size_t answer_dunno(char *out, size_t outsz);

@@ -66,6 +66,12 @@ static const struct key keys[] = {
 	{"max_connections", KT_UINT, OFF(max_connections), "1000", 1, 100000},
 	{"durability", KT_DURABILITY, OFF(durability), "full", 0, 0},
 	{"db_max_size", KT_SIZE, OFF(db_max_size), "4G", 1ULL << 20, 1ULL << 40},
+	{"whitelist_clients", KT_LIST, OFF(whitelist_clients),
+	 SYSCONFDIR "/greyhold/whitelist_clients", 0, 0},
+	{"whitelist_recipients", KT_LIST, OFF(whitelist_recipients),
+	 SYSCONFDIR "/greyhold/whitelist_recipients", 0, 0},
+	{"x_greylist_header", KT_BOOL, OFF(x_greylist_header), "no", 0, 1},
+	{"hostname", KT_STRING, OFF(hostname), "", 0, 0},
 	{"verbose", KT_BOOL, OFF(verbose), "no", 0, 1},
 };
 #undef OFF

@@ -52,6 +52,11 @@ struct config {
 	unsigned max_connections;
 	unsigned durability;	/* enum config_durability */
 	uint64_t db_max_size;
+
+	struct config_list whitelist_clients;	/* files */
+	struct config_list whitelist_recipients;
+	bool x_greylist_header;
+	char *hostname;		/* for X-Greylist; "" = gethostname() */
 	bool verbose;
 };
 

@@ -25,6 +25,7 @@ struct db {
 	MDB_dbi triplets;
 	MDB_dbi clients;
 	MDB_dbi meta;
+	MDB_dbi whitelist;
 	uint64_t max_size;
 	uint64_t map_size;
 
@@ -90,7 +91,8 @@ open_dbis(db_t *db, bool readonly, char *err, size_t errsz)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", flags, &db->meta)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "triplets", flags, &db->triplets)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "clients", flags, &db->clients)) != 0)
+	    (rc = mdb_dbi_open(txn, "clients", flags, &db->clients)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "whitelist", flags, &db->whitelist)) != 0)
 		goto fail_txn;
 
 	rc = mdb_get(txn, db->meta, &k, &v);
@@ -507,4 +509,229 @@ db_put_triplet(db_t *db, const char *key, size_t key_len,
 		return db_errno(rc);
 	}
 	return db_errno(mdb_txn_commit(txn));
+}
+
+/* ---- live whitelist ---------------------------------------------------- */
+
+#define WL_VALUE_HEAD 20	/* version, 3 reserved, added, expires */
+static char wl_generation_key[] = "wl_generation";
+
+static size_t
+wl_key(char *out, enum whitelist_kind kind, const char *entry)
+{
+	size_t n = strlen(entry);
+
+	out[0] = kind == WHITELIST_CLIENTS ? 'c' : 'r';
+	out[1] = ':';
+	memcpy(out + 2, entry, n);
+	return n + 2;
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static int
+bump_generation(db_t *db, MDB_txn *txn)
+{
+	MDB_val k = {sizeof(wl_generation_key) - 1, wl_generation_key};
+	MDB_val v;
+	uint8_t buf[8];
+	uint64_t gen = 0;
+	int rc = mdb_get(txn, db->meta, &k, &v);
+
+	if (rc == 0 && v.mv_size == 8)
+		gen = get_le64(v.mv_data);
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	put_le64(buf, gen + 1);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	return mdb_put(txn, db->meta, &k, &v, 0);
+}
+
+/* Run fn(db, txn, arg) in a write transaction, growing the map if needed. */
+static int
+write_txn(db_t *db, int (*fn)(db_t *, MDB_txn *, const void *), const void *arg)
+{
+	MDB_txn *txn;
+	int rc;
+
+	for (;;) {
+		rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+		if (rc == MDB_MAP_RESIZED) {
+			adopt_map_size(db);
+			continue;
+		}
+		if (rc != 0)
+			return db_errno(rc);
+		rc = fn(db, txn, arg);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc == MDB_MAP_FULL && grow_map(db) == 0)
+			continue;
+		return db_errno(rc);
+	}
+}
+
+static int
+wl_put_txn(db_t *db, MDB_txn *txn, const void *arg)
+{
+	const struct db_wl_entry *e = arg;
+	char key[WHITELIST_MAX_ENTRY + 2];
+	uint8_t val[WL_VALUE_HEAD + DB_WL_COMMENT_MAX];
+	size_t clen = strnlen(e->comment, DB_WL_COMMENT_MAX);
+	MDB_val k, v;
+	int rc;
+
+	k.mv_size = wl_key(key, e->kind, e->entry);
+	k.mv_data = key;
+	memset(val, 0, WL_VALUE_HEAD);
+	val[0] = 1;
+	put_le64(val + 4, (uint64_t)e->added);
+	put_le64(val + 12, (uint64_t)e->expires);
+	memcpy(val + WL_VALUE_HEAD, e->comment, clen);
+	v.mv_size = WL_VALUE_HEAD + clen;
+	v.mv_data = val;
+	rc = mdb_put(txn, db->whitelist, &k, &v, 0);
+	return rc != 0 ? rc : bump_generation(db, txn);
+}
+
+int
+db_wl_put(db_t *db, const struct db_wl_entry *e)
+{
+	if (strlen(e->entry) >= WHITELIST_MAX_ENTRY)
+		return -E2BIG;
+	return write_txn(db, wl_put_txn, e);
+}
+
+struct wl_del_arg {
+	enum whitelist_kind kind;
+	const char *entry;
+};
+
+static int
+wl_del_txn(db_t *db, MDB_txn *txn, const void *arg)
+{
+	const struct wl_del_arg *a = arg;
+	char key[WHITELIST_MAX_ENTRY + 2];
+	MDB_val k;
+	int rc;
+
+	k.mv_size = wl_key(key, a->kind, a->entry);
+	k.mv_data = key;
+	rc = mdb_del(txn, db->whitelist, &k, NULL);
+	return rc != 0 ? rc : bump_generation(db, txn);
+}
+
+int
+db_wl_del(db_t *db, enum whitelist_kind kind, const char *entry)
+{
+	struct wl_del_arg a = {kind, entry};
+
+	if (strlen(entry) >= WHITELIST_MAX_ENTRY)
+		return -ENOENT;
+	return write_txn(db, wl_del_txn, &a);
+}
+
+static int
+read_txn_begin(db_t *db, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
+
+	if (rc == MDB_MAP_RESIZED) {
+		adopt_map_size(db);
+		rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
+	}
+	return rc;
+}
+
+int
+db_wl_generation(db_t *db, uint64_t *out)
+{
+	MDB_txn *txn;
+	MDB_val k = {sizeof(wl_generation_key) - 1, wl_generation_key};
+	MDB_val v;
+	int rc = read_txn_begin(db, &txn);
+
+	*out = 0;
+	if (rc != 0)
+		return db_errno(rc);
+	rc = mdb_get(txn, db->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		*out = get_le64(v.mv_data);
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : db_errno(rc);
+}
+
+static bool
+wl_decode(const MDB_val *k, const MDB_val *v, struct db_wl_entry *e)
+{
+	const uint8_t *p = v->mv_data;
+	const char *key = k->mv_data;
+	size_t clen;
+
+	if (k->mv_size < 3 || k->mv_size - 2 >= sizeof(e->entry) ||
+	    key[1] != ':' || (key[0] != 'c' && key[0] != 'r') ||
+	    v->mv_size < WL_VALUE_HEAD || p[0] != 1 ||
+	    v->mv_size > WL_VALUE_HEAD + DB_WL_COMMENT_MAX)
+		return false;
+	e->kind = key[0] == 'c' ? WHITELIST_CLIENTS : WHITELIST_RECIPIENTS;
+	memcpy(e->entry, key + 2, k->mv_size - 2);
+	e->entry[k->mv_size - 2] = '\0';
+	e->added = (int64_t)get_le64(p + 4);
+	e->expires = (int64_t)get_le64(p + 12);
+	clen = v->mv_size - WL_VALUE_HEAD;
+	memcpy(e->comment, p + WL_VALUE_HEAD, clen);
+	e->comment[clen] = '\0';
+	return true;
+}
+
+int
+db_wl_foreach(db_t *db, int (*fn)(const struct db_wl_entry *, void *),
+	      void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct db_wl_entry e;
+	int rc = read_txn_begin(db, &txn);
+	int stop = 0;
+
+	if (rc != 0)
+		return db_errno(rc);
+	rc = mdb_cursor_open(txn, db->whitelist, &cur);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return db_errno(rc);
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && stop == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (!wl_decode(&k, &v, &e)) {
+			log_msg(LOG_LEVEL_WARN, "skipping a malformed live whitelist "
+				"record (%zu bytes)", v.mv_size);
+			continue;
+		}
+		stop = fn(&e, arg);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	return rc != 0 ? db_errno(rc) : stop;
 }

@@ -46,13 +46,17 @@ struct store {
 	struct job_queue done;
 	struct engine_params params;
 	struct store_stats stats;
+	whitelist_t *live_wl;		/* built, not yet taken */
 	bool stopping;
 
 	/* Store thread only: */
 	time_t last_sweep;
 	time_t next_pass;
 	time_t last_sync;
+	time_t last_wl_check;
 	bool unsynced;
+	uint64_t wl_generation;
+	int64_t wl_next_expiry;		/* 0: no entry expires */
 	struct log_ratelimit err_limit;
 	struct store_job *batch[BATCH_MAX];
 };
@@ -82,6 +86,65 @@ log_batch_error(store_t *s, int rc, size_t n)
 	s->err_limit.suppressed = 0;
 }
 
+struct wl_build {
+	whitelist_t *wl;
+	int64_t now;
+	int64_t next_expiry;
+};
+
+static int
+add_live_entry(const struct db_wl_entry *e, void *arg)
+{
+	struct wl_build *b = arg;
+	char err[300];
+
+	if (e->expires != 0 && e->expires <= b->now)
+		return 0;
+	if (e->expires != 0 && (b->next_expiry == 0 || e->expires < b->next_expiry))
+		b->next_expiry = e->expires;
+	if (whitelist_add(b->wl, e->kind, e->entry, err, sizeof(err)) < 0)
+		log_msg(LOG_LEVEL_WARN, "live whitelist: skipping %s entry: %s",
+			e->kind == WHITELIST_CLIENTS ? "client" : "recipient", err);
+	return 0;
+}
+
+/*
+ * Rebuild the live whitelist when its generation moved or an entry
+ * expired, and hand it to the loop.  Returns whether one was published.
+ */
+static bool
+refresh_live_whitelist(store_t *s, bool force)
+{
+	struct wl_build b = {NULL, (int64_t)time(NULL), 0};
+	uint64_t gen;
+	int rc;
+
+	rc = db_wl_generation(s->db, &gen);
+	if (rc < 0) {
+		log_errno(LOG_LEVEL_WARN, rc, "live whitelist: cannot read generation");
+		return false;
+	}
+	if (!force && gen == s->wl_generation &&
+	    (s->wl_next_expiry == 0 || b.now < s->wl_next_expiry))
+		return false;
+	if (whitelist_create(&b.wl) < 0)
+		return false;
+	rc = db_wl_foreach(s->db, add_live_entry, &b);
+	if (rc < 0) {
+		log_errno(LOG_LEVEL_WARN, rc, "live whitelist: cannot read entries");
+		whitelist_free(b.wl);
+		return false;
+	}
+	whitelist_finish(b.wl);
+	s->wl_generation = gen;
+	s->wl_next_expiry = b.next_expiry;
+	pthread_mutex_lock(&s->lock);
+	whitelist_free(s->live_wl);	/* never taken: superseded */
+	s->live_wl = b.wl;
+	pthread_mutex_unlock(&s->lock);
+	return true;
+}
+
 /* Housekeeping between batches: one sweep slice, the relaxed sync. */
 static void
 housekeeping(store_t *s, const struct engine_params *p)
@@ -91,6 +154,11 @@ housekeeping(store_t *s, const struct engine_params *p)
 	bool wrapped;
 	int rc;
 
+	if (now != s->last_wl_check) {
+		s->last_wl_check = now;
+		if (refresh_live_whitelist(s, false))
+			s->wakeup(s->wakeup_arg);
+	}
 	if (s->relaxed && s->unsynced && now != s->last_sync) {
 		rc = db_sync(s->db);
 		if (rc < 0)
@@ -217,6 +285,8 @@ store_open(store_t **out, const struct store_options *opts, char *err,
 	s->stats.map_size = db_map_size(s->db);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	/* Live entries apply from the first request on. */
+	refresh_live_whitelist(s, true);
 	rc = pthread_create(&s->thread, NULL, store_thread, s);
 	if (rc != 0) {
 		snprintf(err, errsz, "cannot start the store thread: %s",
@@ -275,6 +345,18 @@ store_collect(store_t *s, void (*done)(struct store_job *, void *), void *arg)
 	return n;
 }
 
+whitelist_t *
+store_take_live_whitelist(store_t *s)
+{
+	whitelist_t *wl;
+
+	pthread_mutex_lock(&s->lock);
+	wl = s->live_wl;
+	s->live_wl = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return wl;
+}
+
 void
 store_get_stats(store_t *s, struct store_stats *out)
 {
@@ -299,6 +381,7 @@ store_close(store_t *s)
 	if (s->relaxed && (rc = db_sync(s->db)) < 0)
 		log_errno(LOG_LEVEL_ERR, rc, "store: final sync failed");
 	db_close(s->db);
+	whitelist_free(s->live_wl);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -26,6 +26,7 @@
 
 #include "engine.h"
 #include "triplet.h"
+#include "whitelist.h"
 
 typedef struct store store_t;
 
@@ -80,6 +81,15 @@ size_t store_collect(store_t *s, void (*done)(struct store_job *, void *),
 		     void *arg);
 
 void store_get_stats(store_t *s, struct store_stats *out);
+
+/*
+ * The live whitelist (entries greyholdctl keeps in the database), rebuilt
+ * by the store thread within a second of a change or of an entry
+ * expiring.  Returns a newly built one that the caller now owns, or NULL
+ * when nothing changed since the last call.  The first call after
+ * store_open() always returns one.
+ */
+whitelist_t *store_take_live_whitelist(store_t *s);
 
 /*
  * Decide everything still queued, commit, sync, stop the thread and close
