@@ -28,6 +28,9 @@
 
 #include "answer.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "notify.h"
 #include "policy.h"
 #include "triplet.h"
 #include "whitelist.h"
@@ -50,6 +53,7 @@ struct slot {
 	char instance[64];		/* Postfix's message instance */
 	char reply[ANSWER_REPLY_MAX];
 	size_t reply_len;
+	uint64_t started;		/* uv_hrtime() when the request was complete */
 };
 
 union stream {
@@ -107,6 +111,12 @@ struct server {
 	uv_async_t store_async;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
+	uv_timer_t tick;		/* watchdog and STATUS= for systemd */
+	uint64_t watchdog_usec;
+	uint64_t last_watchdog;
+	unsigned ticks;
+	struct metrics_http *metrics_http;
+	struct metrics m;
 
 	struct listener *listeners;
 	size_t nlisteners;
@@ -180,6 +190,7 @@ conn_release(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	srv->m.connections_open = srv->nconns;
 	free(c);
 	maybe_finish_stop(srv);
 }
@@ -314,36 +325,57 @@ slot_get(struct conn *c)
 }
 
 static void
-slot_answer_now(struct slot *s, const char *log_line)
+count_answer(struct server *srv, struct slot *s, enum metrics_result result)
+{
+	srv->m.results[result]++;
+	metrics_observe_latency(&srv->m, (uv_hrtime() - s->started) / 1000);
+}
+
+static void
+slot_answer_now(struct slot *s, enum metrics_result result,
+		const char *log_line)
 {
 	s->reply_len = answer_dunno(s->reply, sizeof(s->reply));
 	s->done = true;
+	count_answer(s->conn->srv, s, result);
 	if (log_line != NULL)
 		log_msg(LOG_LEVEL_INFO, "%s", log_line);
 }
 
-/* The whitelist reason for a request, or NULL if it is not whitelisted. */
+/*
+ * The whitelist reason for a request, or NULL if it is not whitelisted;
+ * *result says which list matched.
+ */
 static const char *
-whitelisted(const struct server *srv, const struct policy_request *r)
+whitelisted(const struct server *srv, const struct policy_request *r,
+	    enum metrics_result *result)
 {
 	const whitelist_t *lists[2] = {srv->wl, srv->live_wl};
 	static const char *const client_reason[2] = {
 		"client whitelist", "client whitelist (live)"};
 	static const char *const rcpt_reason[2] = {
 		"recipient whitelist", "recipient whitelist (live)"};
+	static const enum metrics_result client_result[2] = {
+		RESULT_PASS_WL_CLIENT, RESULT_PASS_LIVE_CLIENT};
+	static const enum metrics_result rcpt_result[2] = {
+		RESULT_PASS_WL_RECIPIENT, RESULT_PASS_LIVE_RECIPIENT};
 
 	for (int i = 0; i < 2; i++) {
 		if (lists[i] != NULL &&
 		    whitelist_match_client(lists[i], r->client_address.ptr,
 					   r->client_address.len,
-					   r->client_name.ptr, r->client_name.len))
+					   r->client_name.ptr, r->client_name.len)) {
+			*result = client_result[i];
 			return client_reason[i];
+		}
 	}
 	for (int i = 0; i < 2; i++) {
 		if (lists[i] != NULL &&
 		    whitelist_match_recipient(lists[i], r->recipient.ptr,
-					      r->recipient.len))
+					      r->recipient.len)) {
+			*result = rcpt_result[i];
 			return rcpt_reason[i];
+		}
 	}
 	return NULL;
 }
@@ -355,6 +387,7 @@ handle_request(struct conn *c, const struct policy_request *r)
 	struct server *srv = c->srv;
 	struct slot *s;
 	const char *reason;
+	enum metrics_result result;
 	char line[ANSWER_LOG_MAX];
 
 	if (!policy_str_eq(r->request, "smtpd_access_policy")) {
@@ -371,25 +404,26 @@ handle_request(struct conn *c, const struct policy_request *r)
 			c->peer);
 		return false;
 	}
+	s->started = uv_hrtime();
 	switch (answer_classify(r, srv->cfg)) {
 	case ANSWER_NOT_RCPT:
-		slot_answer_now(s, NULL);
+		slot_answer_now(s, RESULT_DUNNO_NOT_RCPT, NULL);
 		return true;
 	case ANSWER_AUTHENTICATED:
 		answer_log_fields(s->fields, sizeof(s->fields), r);
 		snprintf(line, sizeof(line), "action=pass, reason=authenticated, %s",
 			 s->fields);
-		slot_answer_now(s, line);
+		slot_answer_now(s, RESULT_DUNNO_AUTHENTICATED, line);
 		return true;
 	case ANSWER_GREYLIST:
 		break;
 	}
 	answer_log_fields(s->fields, sizeof(s->fields), r);
-	reason = whitelisted(srv, r);
+	reason = whitelisted(srv, r, &result);
 	if (reason != NULL) {
 		snprintf(line, sizeof(line), "action=pass, reason=%s, %s", reason,
 			 s->fields);
-		slot_answer_now(s, line);
+		slot_answer_now(s, result, line);
 		return true;
 	}
 	answer_rcpt_domain(s->rcpt_domain, sizeof(s->rcpt_domain), r);
@@ -410,6 +444,7 @@ log_protocol_error(struct conn *c, const char *why)
 {
 	time_t now = time(NULL);
 
+	c->srv->m.protocol_errors++;
 	if (!log_ratelimit_allow(&c->srv->proto_log, now, 1))
 		return;
 	log_msg(LOG_LEVEL_WARN, "%s: malformed policy request (%s), closing "
@@ -499,6 +534,7 @@ on_idle(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
+	c->srv->m.idle_closed++;
 	log_msg(LOG_LEVEL_DEBUG, "%s: idle for %" PRId64 "s, closing", c->peer,
 		c->srv->cfg->idle_timeout);
 	conn_close(c);
@@ -515,6 +551,7 @@ on_job_done(struct store_job *job, void *arg)
 	char line[ANSWER_LOG_MAX];
 
 	c->in_store--;
+	count_answer(srv, s, metrics_result_for(&job->verdict, job->err));
 	answer_log_line(line, sizeof(line), srv->cfg, &job->verdict, job->err,
 			s->fields);
 	log_msg(LOG_LEVEL_INFO, "%s", line);
@@ -549,6 +586,7 @@ take_live_whitelist(struct server *srv)
 		return;
 	whitelist_free(srv->live_wl);
 	srv->live_wl = wl;
+	srv->m.live_whitelist_entries = whitelist_size(wl);
 	log_msg(LOG_LEVEL_INFO, "live whitelist loaded: %zu entries",
 		whitelist_size(wl));
 }
@@ -632,12 +670,14 @@ on_connection(uv_stream_t *server_stream, int status)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	srv->m.connections_open = srv->nconns;
 
 	if (uv_accept(server_stream, &c->h.stream) < 0) {
 		conn_close(c);
 		return;
 	}
 	if (srv->nconns > srv->cfg->max_connections || srv->stopping) {
+		srv->m.connections_refused++;
 		if (log_ratelimit_allow(&srv->conn_limit_log, time(NULL), 1))
 			log_msg(LOG_LEVEL_WARN, "%s: connection limit (%u) reached, "
 				"closing new connections (max_connections)",
@@ -645,6 +685,7 @@ on_connection(uv_stream_t *server_stream, int status)
 		conn_close(c);
 		return;
 	}
+	srv->m.connections_accepted++;
 	describe_peer(c, l);
 	if (!l->is_unix)
 		uv_tcp_nodelay(&c->h.tcp, 1);
@@ -719,12 +760,64 @@ bind_unix(struct server *srv, struct listener *l, const char *path)
 	return 0;
 }
 
+/* Take the listening sockets systemd passed (socket activation). */
+static int
+adopt_listeners(struct server *srv, int nfds)
+{
+	int i;
+
+	srv->listeners = calloc((size_t)nfds, sizeof(*srv->listeners));
+	if (srv->listeners == NULL)
+		return UV_ENOMEM;
+	for (i = 0; i < nfds; i++) {
+		struct listener *l = &srv->listeners[i];
+		int fd = NOTIFY_LISTEN_FDS_START + i;
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int rc;
+
+		l->srv = srv;
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			return -errno;
+		l->is_unix = ss.ss_family == AF_UNIX;
+		snprintf(l->name, sizeof(l->name), "systemd socket fd %d (%s)", fd,
+			 l->is_unix ? "unix" : "inet");
+		if (l->is_unix) {
+			rc = uv_pipe_init(&srv->loop, &l->h.pipe, 0);
+			if (rc == 0)
+				rc = uv_pipe_open(&l->h.pipe, fd);
+		} else {
+			rc = uv_tcp_init(&srv->loop, &l->h.tcp);
+			if (rc == 0)
+				rc = uv_tcp_open(&l->h.tcp, fd);
+		}
+		srv->nlisteners = (size_t)i + 1;
+		l->h.handle.data = l;
+		if (rc == 0)
+			rc = uv_listen(&l->h.stream, SOMAXCONN, on_connection);
+		if (rc < 0) {
+			log_msg(LOG_LEVEL_ERR, "cannot use %s: %s", l->name,
+				uv_strerror(rc));
+			return rc;
+		}
+		log_msg(LOG_LEVEL_INFO, "listening on %s", l->name);
+	}
+	return 0;
+}
+
 static int
 bind_listeners(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	size_t n = cfg->inet.n + cfg->unix_sockets.n;
+	int nfds = notify_listen_fds();
 	size_t i;
+
+	if (nfds > 0) {
+		log_msg(LOG_LEVEL_INFO, "socket activation: using %d socket(s) from "
+			"systemd instead of inet/unix settings", nfds);
+		return adopt_listeners(srv, nfds);
+	}
 
 	srv->listeners = calloc(n, sizeof(*srv->listeners));
 	if (srv->listeners == NULL)
@@ -775,18 +868,24 @@ on_sighup(uv_signal_t *sig, int signum)
 	struct config *next;
 	char err[512];
 
+	notify_send("RELOADING=1");
+
 	whitelist_t *wl;
 
 	if (config_load(&next, r->config_path, r->missing_ok, r->overrides,
 			r->noverrides, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERR, "reload failed, keeping the running "
 			"configuration: %s", err);
+		srv->m.reload_failures++;
+		notify_send("READY=1\nSTATUS=reload failed, see the log");
 		return;
 	}
 	if (whitelist_load_config(&wl, next, err, sizeof(err)) < 0) {
 		log_msg(LOG_LEVEL_ERR, "reload failed, keeping the running "
 			"configuration and whitelists: %s", err);
 		config_free(next);
+		srv->m.reload_failures++;
+		notify_send("READY=1\nSTATUS=reload failed, see the log");
 		return;
 	}
 	whitelist_free(srv->wl);
@@ -799,9 +898,12 @@ on_sighup(uv_signal_t *sig, int signum)
 	derive_settings(srv);
 	store_set_params(srv->store, &srv->params);
 	log_set_verbose(srv->cfg->verbose);
+	srv->m.reloads++;
+	srv->m.static_whitelist_entries = whitelist_size(wl);
 	log_msg(LOG_LEVEL_INFO, "configuration reloaded from %s, %zu whitelist "
 		"entries (listeners change only at restart)", r->config_path != NULL ?
 		r->config_path : "the command line", whitelist_size(wl));
+	notify_send("READY=1\nSTATUS=configuration reloaded");
 }
 
 static void
@@ -829,6 +931,9 @@ on_finish_stop(uv_timer_t *t)
 
 	store_close(srv->store);
 	srv->store = NULL;
+	metrics_http_stop(srv->metrics_http);
+	srv->metrics_http = NULL;
+	close_handle((uv_handle_t *)&srv->tick, NULL);
 	close_handle((uv_handle_t *)&srv->drain_timer, NULL);
 	close_handle((uv_handle_t *)&srv->store_async, NULL);
 	close_handle((uv_handle_t *)&srv->sig_hup, NULL);
@@ -854,6 +959,7 @@ on_stop_signal(uv_signal_t *sig, int signum)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	notify_send("STOPPING=1");
 	log_msg(LOG_LEVEL_INFO, "received %s, answering requests in flight and "
 		"stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	close_listeners(srv);
@@ -868,6 +974,58 @@ on_stop_signal(uv_signal_t *sig, int signum)
 		conn_flush(c);
 	}
 	maybe_finish_stop(srv);
+}
+
+/* ---- metrics and systemd status --------------------------------------- */
+
+static char *
+render_metrics(void *arg, size_t *len)
+{
+	struct server *srv = arg;
+	struct store_stats ss = {0};
+	size_t need;
+	char *body;
+
+	if (srv->store != NULL)
+		store_get_stats(srv->store, &ss);
+	need = metrics_format(NULL, 0, &srv->m, &ss) + 1;
+	body = malloc(need);
+	if (body == NULL)
+		return NULL;
+	*len = metrics_format(body, need, &srv->m, &ss);
+	return body;
+}
+
+static void
+send_status(struct server *srv)
+{
+	const struct metrics *m = &srv->m;
+	char status[300];
+	uint64_t greylisted = m->results[RESULT_GREYLIST_NEW] +
+			      m->results[RESULT_GREYLIST_RESTART] +
+			      m->results[RESULT_GREYLIST_EARLY];
+
+	snprintf(status, sizeof(status), "STATUS=%" PRIu64 " requests, %" PRIu64
+		 " greylisted, %" PRIu64 " store failures, %u connections",
+		 metrics_total_requests(m), greylisted,
+		 m->results[RESULT_STORE_FAILURE], srv->nconns);
+	notify_send(status);
+}
+
+/* Once a second: the watchdog ping when due, STATUS= every 10 s. */
+static void
+on_tick(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	uint64_t now = uv_hrtime() / 1000;
+
+	if (srv->watchdog_usec > 0 &&
+	    now - srv->last_watchdog >= srv->watchdog_usec / 2) {
+		notify_send("WATCHDOG=1");
+		srv->last_watchdog = now;
+	}
+	if (++srv->ticks % 10 == 0)
+		send_status(srv);
 }
 
 /* ---- public ------------------------------------------------------------- */
@@ -935,8 +1093,25 @@ server_run(struct server *srv)
 		return rc;
 	}
 	take_live_whitelist(srv);
+	srv->m.static_whitelist_entries = whitelist_size(srv->wl);
 	uv_timer_init(&srv->loop, &srv->drain_timer);
 	srv->drain_timer.data = srv;
+	if (srv->cfg->metrics_listen[0] != '\0') {
+		rc = metrics_http_start(&srv->metrics_http, &srv->loop,
+					srv->cfg->metrics_listen, render_metrics,
+					srv);
+		if (rc < 0)
+			log_msg(LOG_LEVEL_ERR, "cannot serve metrics on %s: %s; "
+				"continuing without them", srv->cfg->metrics_listen,
+				uv_strerror(rc));
+	}
+	srv->watchdog_usec = notify_watchdog_usec();
+	uv_timer_init(&srv->loop, &srv->tick);
+	srv->tick.data = srv;
+	uv_timer_start(&srv->tick, on_tick, 1000, 1000);
+	if (srv->watchdog_usec > 0 && srv->watchdog_usec / 2 < 1000000)
+		log_msg(LOG_LEVEL_WARN, "WatchdogSec below 2s: pings come once a "
+			"second and may be late");
 	uv_signal_init(&srv->loop, &srv->sig_hup);
 	uv_signal_init(&srv->loop, &srv->sig_term);
 	uv_signal_init(&srv->loop, &srv->sig_int);
@@ -950,6 +1125,7 @@ server_run(struct server *srv)
 		"durability)", PACKAGE_VERSION, srv->cfg->delay,
 		srv->cfg->retry_window, srv->cfg->max_age, srv->cfg->dbdir,
 		so.relaxed ? "relaxed" : "full");
+	notify_send("READY=1\nSTATUS=ready");
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 
 	log_msg(LOG_LEVEL_INFO, "stopped");

@@ -72,6 +72,7 @@ static const struct key keys[] = {
 	 SYSCONFDIR "/greyhold/whitelist_recipients", 0, 0},
 	{"x_greylist_header", KT_BOOL, OFF(x_greylist_header), "no", 0, 1},
 	{"hostname", KT_STRING, OFF(hostname), "", 0, 0},
+	{"metrics_listen", KT_STRING, OFF(metrics_listen), "", 0, 0},
 	{"verbose", KT_BOOL, OFF(verbose), "no", 0, 1},
 };
 #undef OFF
@@ -557,6 +558,12 @@ validate(struct config *cfg, const char *where, char *err, size_t errsz)
 					"unix = '%s': expected an absolute path",
 					cfg->unix_sockets.items[i]);
 	}
+	if (cfg->metrics_listen[0] != '\0' &&
+	    config_parse_inet(cfg->metrics_listen, host, sizeof(host), &port) < 0)
+		return error_at(err, errsz, -EINVAL, where,
+				"metrics_listen = '%s': expected [HOST:]PORT with a "
+				"numeric HOST, e.g. 127.0.0.1:9464",
+				cfg->metrics_listen);
 	if (cfg->dbdir[0] == '\0')
 		return error_at(err, errsz, -EINVAL, where, "dbdir is empty");
 	if (cfg->inet.n == 0 && cfg->unix_sockets.n == 0)

@@ -57,6 +57,7 @@ struct config {
 	struct config_list whitelist_recipients;
 	bool x_greylist_header;
 	char *hostname;		/* for X-Greylist; "" = gethostname() */
+	char *metrics_listen;	/* Prometheus HTTP listener; "" = off */
 	bool verbose;
 };
 
