@@ -16,7 +16,7 @@ cd "$top"
 
 build_deps="build-essential autoconf automake libtool pkg-config \
 liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev"
-test_deps="python3 postfix swaks lmdb-utils"
+test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils"
 
 missing=""
 for p in $build_deps $([ "$mode" = check ] && echo "$test_deps"); do
