@@ -11,11 +11,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "db.h"
@@ -39,6 +42,26 @@ struct command {
 	int (*run)(struct ctl *ctl, int argc, char **argv);
 };
 
+/*
+ * As root, become the owner of the database directory first, so files
+ * LMDB creates (data.mdb, lock.mdb) stay usable by the daemon's user.
+ */
+static int
+become_db_owner(const char *dir)
+{
+	struct stat st;
+
+	if (getuid() != 0 || stat(dir, &st) < 0 || st.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 ||
+	    setuid(st.st_uid) < 0) {
+		fprintf(stderr, "greyholdctl: cannot switch to the owner of %s: "
+			"%s\n", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 open_db(struct ctl *ctl)
 {
@@ -47,8 +70,11 @@ open_db(struct ctl *ctl)
 		.max_size = ctl->max_size,
 	};
 	char err[512];
-	int rc = db_open(&ctl->db, &o, err, sizeof(err));
+	int rc;
 
+	if (become_db_owner(ctl->dbdir) < 0)
+		return -1;
+	rc = db_open(&ctl->db, &o, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "greyholdctl: %s\n", err);
 		return -1;

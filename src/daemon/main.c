@@ -108,7 +108,8 @@ usage(FILE *out)
 "  --delay=SECONDS  --max-age=DAYS  --retry-window=DAYS|Nh\n"
 "  --greylist-action=ACTION  --greylist-text=TEXT\n"
 "  --lookup-by-subnet  --lookup-by-host  --ipv4cidr=N  --ipv6cidr=N\n"
-"  --auto-whitelist-clients[=N]\n"
+"  --auto-whitelist-clients[=N]  --whitelist-clients=FILE\n"
+"  --whitelist-recipients=FILE  --x-greylist-header\n"
 "See greyhold(8) and greyhold.conf(5).\n");
 }
 
@@ -443,11 +444,12 @@ main(int argc, char **argv)
 	rc = server_create(&srv, cfg, wl, &reload);
 	if (rc < 0)
 		return 1;
-	if (pw != NULL && drop_privileges(pw) < 0)
-		return 1;
+	/* The pid is final after the fork; root may write under /run. */
 	if (o.daemonize && daemonize(srv) < 0)
 		return 1;
 	if (write_pidfile(pidfile) < 0)
+		return 1;
+	if (pw != NULL && drop_privileges(pw) < 0)
 		return 1;
 
 	rc = server_run(srv);

@@ -213,7 +213,9 @@ metrics_http_start(struct metrics_http **out, uv_loop_t *loop,
 	*out = NULL;
 	if (config_parse_inet(spec, host, sizeof(host), &port) < 0)
 		return UV_EINVAL;
-	if (strchr(host, ':') != NULL)
+	bool v6 = strchr(host, ':') != NULL;
+
+	if (v6)
 		rc = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss);
 	else
 		rc = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
@@ -227,7 +229,8 @@ metrics_http_start(struct metrics_http **out, uv_loop_t *loop,
 	uv_tcp_init(loop, &mh->listener);
 	mh->listener.data = mh;
 	mh->open_handles = 1;
-	rc = uv_tcp_bind(&mh->listener, (struct sockaddr *)&ss, 0);
+	rc = uv_tcp_bind(&mh->listener, (struct sockaddr *)&ss,
+			 v6 ? UV_TCP_IPV6ONLY : 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&mh->listener, 16, on_connection);
 	if (rc < 0) {
@@ -235,7 +238,8 @@ metrics_http_start(struct metrics_http **out, uv_loop_t *loop,
 		uv_close((uv_handle_t *)&mh->listener, on_listener_closed);
 		return rc;
 	}
-	log_msg(LOG_LEVEL_INFO, "metrics on http://%s/metrics", spec);
+	log_msg(LOG_LEVEL_INFO, "metrics on http://%s%s%s:%u/metrics",
+		v6 ? "[" : "", host, v6 ? "]" : "", port);
 	*out = mh;
 	return 0;
 }

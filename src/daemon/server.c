@@ -860,6 +860,57 @@ close_listeners(struct server *srv)
 
 /* ---- signals and stopping ---------------------------------------------- */
 
+static bool
+lists_differ(const struct config_list *a, const struct config_list *b)
+{
+	if (a->n != b->n)
+		return true;
+	for (size_t i = 0; i < a->n; i++) {
+		if (strcmp(a->items[i], b->items[i]) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* Append name to the comma-separated list in names when changed. */
+static void
+note_change(char *names, size_t size, bool changed, const char *name)
+{
+	size_t n = strlen(names);
+
+	if (changed)
+		snprintf(names + n, size - n, "%s%s", n > 0 ? ", " : "", name);
+}
+
+/* Say which changed settings a reload cannot apply. */
+static void
+warn_restart_only(const struct config *old, const struct config *next)
+{
+	char names[300] = "";
+	size_t sz = sizeof(names);
+
+	note_change(names, sz, lists_differ(&old->inet, &next->inet), "inet");
+	note_change(names, sz, lists_differ(&old->unix_sockets,
+					    &next->unix_sockets), "unix");
+	note_change(names, sz, old->unix_mode != next->unix_mode, "unix_mode");
+	note_change(names, sz, strcmp(old->unix_group, next->unix_group) != 0,
+		    "unix_group");
+	note_change(names, sz, strcmp(old->dbdir, next->dbdir) != 0, "dbdir");
+	note_change(names, sz, strcmp(old->user, next->user) != 0, "user");
+	note_change(names, sz, strcmp(old->pidfile, next->pidfile) != 0,
+		    "pidfile");
+	note_change(names, sz, old->durability != next->durability,
+		    "durability");
+	note_change(names, sz, old->db_max_size != next->db_max_size,
+		    "db_max_size");
+	note_change(names, sz, strcmp(old->metrics_listen,
+				      next->metrics_listen) != 0,
+		    "metrics_listen");
+	if (names[0] != '\0')
+		log_msg(LOG_LEVEL_WARN, "reload: changes to %s take effect at the "
+			"next restart", names);
+}
+
 static void
 on_sighup(uv_signal_t *sig, int signum)
 {
@@ -890,9 +941,7 @@ on_sighup(uv_signal_t *sig, int signum)
 	}
 	whitelist_free(srv->wl);
 	srv->wl = wl;
-	if (strcmp(next->dbdir, srv->cfg->dbdir) != 0)
-		log_msg(LOG_LEVEL_WARN, "reload: dbdir changes take effect at the "
-			"next restart");
+	warn_restart_only(srv->cfg, next);
 	config_free(srv->cfg);
 	srv->cfg = next;
 	derive_settings(srv);

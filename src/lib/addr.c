@@ -19,7 +19,7 @@ addr_parse(struct addr *out, const char *text, size_t len)
 	char buf[INET6_ADDRSTRLEN + 1];
 
 	memset(out, 0, sizeof(*out));
-	if (len == 0 || len >= sizeof(buf))
+	if (len == 0 || len >= sizeof(buf) || memchr(text, '\0', len) != NULL)
 		return -EINVAL;
 	memcpy(buf, text, len);
 	buf[len] = '\0';
@@ -67,13 +67,15 @@ addr_mask(struct addr *a, unsigned prefix)
 bool
 addr_in_net(const struct addr *a, const struct addr *net, unsigned prefix)
 {
-	struct addr masked;
+	struct addr masked, masked_net;
 
 	if (a->family != net->family)
 		return false;
 	masked = *a;
+	masked_net = *net;
 	addr_mask(&masked, prefix);
-	return memcmp(masked.bytes, net->bytes, addr_bits(a) / 8) == 0;
+	addr_mask(&masked_net, prefix);
+	return memcmp(masked.bytes, masked_net.bytes, addr_bits(a) / 8) == 0;
 }
 
 void

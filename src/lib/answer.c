@@ -54,8 +54,10 @@ answer_rcpt_domain(char *out, size_t outsz, const struct policy_request *r)
 	const char *at = NULL;
 	size_t i, n = 0;
 
+	if (outsz == 0)
+		return;
 	out[0] = '\0';
-	if (r->recipient.ptr == NULL || outsz == 0)
+	if (r->recipient.ptr == NULL)
 		return;
 	for (i = r->recipient.len; i > 0; i--) {
 		if (r->recipient.ptr[i - 1] == '@') {
@@ -72,6 +74,27 @@ answer_rcpt_domain(char *out, size_t outsz, const struct policy_request *r)
 			out[n++] = (char)tolower(c);
 	}
 	out[n] = '\0';
+}
+
+/*
+ * The length of a reply snprintf() wrote.  A cut reply still ends in the
+ * empty line; a buffer too small for even that gets an empty string.
+ */
+static size_t
+finish_reply(char *out, size_t outsz, int n)
+{
+	if (outsz < 3) {
+		if (outsz > 0)
+			out[0] = '\0';
+		return 0;
+	}
+	if (n < 0 || (size_t)n >= outsz) {
+		out[outsz - 3] = '\n';
+		out[outsz - 2] = '\n';
+		out[outsz - 1] = '\0';
+		return outsz - 1;
+	}
+	return (size_t)n;
 }
 
 /* greylist_text with %s (seconds left), %r (recipient domain), %%. */
@@ -119,17 +142,11 @@ answer_reply(char *out, size_t outsz, const struct config *cfg,
 	else {
 		expand_text(text, sizeof(text), cfg->greylist_text,
 			    v->seconds_left, rcpt_domain);
-		n = snprintf(out, outsz, "action=%s %s\n\n",
-			     cfg->greylist_action, text);
+		n = snprintf(out, outsz, "action=%s%s%s\n\n",
+			     cfg->greylist_action, text[0] != '\0' ? " " : "",
+			     text);
 	}
-	if (n < 0 || (size_t)n >= outsz) {
-		/* Cut, but still one line and an empty line. */
-		out[outsz - 3] = '\n';
-		out[outsz - 2] = '\n';
-		out[outsz - 1] = '\0';
-		return outsz - 1;
-	}
-	return (size_t)n;
+	return finish_reply(out, outsz, n);
 }
 
 size_t
@@ -146,13 +163,13 @@ answer_prepend(char *out, size_t outsz, int64_t delay, const char *host,
 	n = snprintf(out, outsz, "action=PREPEND X-Greylist: delayed %" PRId64
 		     " seconds by greyhold-%s at %s; %s\n\n", delay,
 		     PACKAGE_VERSION, host, date);
-	return n < 0 ? 0 : (size_t)n < outsz ? (size_t)n : outsz - 1;
+	return finish_reply(out, outsz, n);
 }
 
 size_t
 answer_dunno(char *out, size_t outsz)
 {
-	return (size_t)snprintf(out, outsz, "action=DUNNO\n\n");
+	return finish_reply(out, outsz, snprintf(out, outsz, "action=DUNNO\n\n"));
 }
 
 void

@@ -27,7 +27,8 @@ enum key_type {
 	KT_STRING,
 	KT_LIST,
 	KT_DURABILITY,
-	KT_ACTION,	/* a Postfix action word, with optional text */
+	KT_ACTION,	/* a deferring Postfix action, with optional text */
+	KT_FAILURE,	/* KT_ACTION or DUNNO: the answer when the store fails */
 	KT_TEXT,	/* greylist_text: printable, %s %r %% only */
 };
 
@@ -61,7 +62,7 @@ static const struct key keys[] = {
 	{"greylist_action", KT_ACTION, OFF(greylist_action), "DEFER_IF_PERMIT", 0, 0},
 	{"greylist_text", KT_TEXT, OFF(greylist_text),
 	 "Greylisted, please try again in %s seconds", 0, 0},
-	{"failure_action", KT_ACTION, OFF(failure_action), "DUNNO", 0, 0},
+	{"failure_action", KT_FAILURE, OFF(failure_action), "DUNNO", 0, 0},
 	{"idle_timeout", KT_DURATION, OFF(idle_timeout), "600s", 1, DAY},
 	{"max_connections", KT_UINT, OFF(max_connections), "1000", 1, 100000},
 	{"durability", KT_DURABILITY, OFF(durability), "full", 0, 0},
@@ -205,23 +206,36 @@ printable(const char *s)
 	return true;
 }
 
+/* Whether s starts with word followed by the end or a space. */
+static bool
+starts_with_word(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+	return strncmp(s, word, n) == 0 && (s[n] == '\0' || s[n] == ' ');
+}
+
 /*
- * An action as Postfix's access(5) knows it: an upper-case word
- * (DUNNO, DEFER, DEFER_IF_PERMIT, ...) or a 4xx code, then optional text.
+ * An access(5) action that defers: DEFER_IF_PERMIT, DEFER_IF_REJECT,
+ * DEFER or a 4xx code, then optional text.  With allow_dunno, also DUNNO
+ * (the failure answer that lets mail through).  Anything that could
+ * reject or accept mail outright is refused: greylisting must not.
  */
 static bool
-valid_action(const char *s)
+valid_action(const char *s, bool allow_dunno)
 {
-	size_t n = 0;
+	static const char *const words[] = {"DEFER_IF_PERMIT", "DEFER_IF_REJECT",
+					    "DEFER"};
 
 	if (!printable(s) || strlen(s) > MAX_TEXT)
 		return false;
 	if (s[0] == '4' && isdigit((unsigned char)s[1]) &&
 	    isdigit((unsigned char)s[2]) && (s[3] == '\0' || s[3] == ' '))
 		return true;
-	while (isupper((unsigned char)s[n]) || s[n] == '_')
-		n++;
-	return n > 0 && (s[n] == '\0' || s[n] == ' ');
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (starts_with_word(s, words[i]))
+			return true;
+	}
+	return allow_dunno && strcmp(s, "DUNNO") == 0;
 }
 
 static bool
@@ -402,10 +416,12 @@ set_value(struct config *cfg, const struct key *k, const char *value,
 		}
 		return 0;
 	case KT_ACTION:
-		if (!valid_action(value)) {
-			snprintf(why, whysz,
-				 "expected a Postfix action such as DEFER_IF_PERMIT, "
-				 "DUNNO or 450 (printable, at most %d bytes)", MAX_TEXT);
+	case KT_FAILURE:
+		if (!valid_action(value, k->type == KT_FAILURE)) {
+			snprintf(why, whysz, "expected %sDEFER_IF_PERMIT, "
+				 "DEFER_IF_REJECT, DEFER or a 4xx code, optionally "
+				 "followed by text (printable, at most %d bytes)",
+				 k->type == KT_FAILURE ? "DUNNO, " : "", MAX_TEXT);
 			return -EINVAL;
 		}
 		return set_string(f, value);
@@ -615,7 +631,7 @@ config_free(struct config *cfg)
 		if (keys[i].type == KT_LIST)
 			list_clear(f);
 		else if (keys[i].type == KT_STRING || keys[i].type == KT_ACTION ||
-			 keys[i].type == KT_TEXT)
+			 keys[i].type == KT_FAILURE || keys[i].type == KT_TEXT)
 			free(*(char **)f);
 	}
 	free(cfg);

@@ -8,7 +8,7 @@
  *
  * File syntax: "name = value" lines, '#' starts a comment line, blank
  * lines ignored, a later line for the same key wins.  Durations take a
- * unit (s, m, h, d, w; bare numbers are seconds), sizes k, M, G.
+ * unit (s, m, h, d, w; bare numbers are seconds), sizes k, M, G, T.
  */
 #ifndef GREYHOLD_CONFIG_H
 #define GREYHOLD_CONFIG_H

@@ -303,15 +303,18 @@ decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
 	   const struct engine_params *p, bool *wrote)
 {
 	struct record crec, rec, updated;
-	bool have_client, have_rec;
+	bool have_client = false, have_rec;
+	bool awl = p->awl_passes > 0 && job->key.client_is_net;
 	int rc;
 
-	rc = read_record(txn, db->clients, job->key.client, job->key.client_len, &crec,
-			 &have_client, "client");
-	if (rc != 0)
-		return rc;
+	if (awl) {
+		rc = read_record(txn, db->clients, job->key.client,
+				 job->key.client_len, &crec, &have_client, "client");
+		if (rc != 0)
+			return rc;
+	}
 
-	if (engine_client_listed(have_client ? &crec : NULL, job->now, p)) {
+	if (awl && engine_client_listed(have_client ? &crec : NULL, job->now, p)) {
 		job->verdict.action = ENGINE_PASS;
 		job->verdict.reason = ENGINE_AWL;
 		job->verdict.seconds_left = 0;
@@ -332,7 +335,7 @@ decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
 			return rc;
 		*wrote = true;
 	}
-	if (job->verdict.action == ENGINE_PASS && p->awl_passes > 0)
+	if (job->verdict.action == ENGINE_PASS && awl)
 		return count_client_pass(db, txn, job,
 					 have_client ? &crec : NULL, job->now,
 					 wrote);

@@ -53,10 +53,17 @@ record_decode(struct record *out, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
+	uint64_t first, last;
+
 	if (len < 1 || p[0] != RECORD_VERSION || len != RECORD_SIZE)
 		return -EBADMSG;
-	out->first_seen = (int64_t)get_u64(p + 4);
-	out->last_seen = (int64_t)get_u64(p + 12);
+	first = get_u64(p + 4);
+	last = get_u64(p + 12);
+	/* Times past RECORD_MAX_TIME are corrupt, and would overflow sums. */
+	if (first > RECORD_MAX_TIME || last > RECORD_MAX_TIME)
+		return -EBADMSG;
+	out->first_seen = (int64_t)first;
+	out->last_seen = (int64_t)last;
 	out->passes = get_u32(p + 20);
 	return 0;
 }

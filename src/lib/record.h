@@ -25,6 +25,8 @@
 
 #define RECORD_VERSION 1
 #define RECORD_SIZE 24
+/* Latest time a record may hold (about the year 36800). */
+#define RECORD_MAX_TIME (1ULL << 40)
 
 struct record {
 	int64_t first_seen;

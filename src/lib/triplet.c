@@ -139,12 +139,22 @@ is_word(char c)
 	return isalnum((unsigned char)c) || c == '_';
 }
 
-/* Replace every all-digit word in s[0..*len) with '#', in place. */
+/*
+ * Replace every all-digit word in s[0..*len) with '#', in place.  A local
+ * part that is one all-digit word is an address of its own (numeric
+ * mailboxes are common at some providers), not a VERP token: kept.
+ */
 static void
 fold_digit_words(char *s, size_t *len)
 {
 	size_t in = 0;
 	size_t o = 0;
+
+	while (in < *len && isdigit((unsigned char)s[in]))
+		in++;
+	if (in == *len)
+		return;
+	in = 0;
 
 	while (in < *len) {
 		size_t start = in;
@@ -219,7 +229,7 @@ triplet_normalise_recipient(char *out, const char *rcpt, size_t len)
 	return lower_copy(out, rcpt, len, TRIPLET_MAX_ADDR);
 }
 
-void
+bool
 triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
 	       size_t addr_len, const struct triplet_opts *opts)
 {
@@ -234,7 +244,7 @@ triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
 		addr_mask(&a, prefix);
 		addr_format_net(out, outsz, &a, prefix);
 		*outlen = strlen(out);
-		return;
+		return true;
 	}
 	*outlen = lower_copy(out, addr, addr_len, outsz - 1);
 	/* Keep the separator byte out of the client part. */
@@ -243,6 +253,7 @@ triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
 			out[i] = '?';
 	}
 	out[*outlen] = '\0';
+	return false;
 }
 
 void
@@ -252,8 +263,9 @@ triplet_build(struct triplet_key *out, const char *client_addr,
 {
 	size_t o;
 
-	triplet_client(out->client, sizeof(out->client), &out->client_len,
-		       client_addr, client_len, opts);
+	out->client_is_net = triplet_client(out->client, sizeof(out->client),
+					    &out->client_len, client_addr,
+					    client_len, opts);
 	memcpy(out->key, out->client, out->client_len);
 	o = out->client_len;
 	out->key[o++] = '\0';

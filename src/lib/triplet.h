@@ -32,16 +32,23 @@ struct triplet_opts {
 struct triplet_key {
 	char client[TRIPLET_MAX_CLIENT];	/* NUL-terminated */
 	size_t client_len;
+	/*
+	 * Whether client is a real network.  When Postfix sent no usable
+	 * address ("unknown"), every such client shares one client key, which
+	 * must never be auto-whitelisted.
+	 */
+	bool client_is_net;
 	char key[TRIPLET_MAX_KEY];		/* not NUL-terminated */
 	size_t key_len;
 };
 
 /*
- * Client key from client_address text.  An address that does not parse
- * (Postfix may say "unknown") keys as its lower-cased text, cut to fit, so
- * such clients are still greylisted by sender and recipient.
+ * Client key from client_address text; returns whether it parsed as an
+ * address.  An address that does not parse (Postfix may say "unknown")
+ * keys as its lower-cased text, cut to fit, so such clients are still
+ * greylisted by sender and recipient.
  */
-void triplet_client(char *out, size_t outsz, size_t *outlen,
+bool triplet_client(char *out, size_t outsz, size_t *outlen,
 		    const char *addr, size_t addr_len,
 		    const struct triplet_opts *opts);
 

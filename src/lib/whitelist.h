@@ -40,8 +40,11 @@ enum whitelist_kind { WHITELIST_CLIENTS, WHITELIST_RECIPIENTS };
 /* PCRE2 match limit for one regex against one value. */
 #define WHITELIST_MATCH_LIMIT 100000
 #define WHITELIST_DEPTH_LIMIT 1000
-/* Longest entry accepted (one line of a file). */
-#define WHITELIST_MAX_ENTRY 512
+/*
+ * Entries are shorter than this (one line of a file); the live whitelist
+ * stores them in LMDB keys of at most 511 bytes with a 2-byte prefix.
+ */
+#define WHITELIST_MAX_ENTRY 500
 
 int whitelist_create(whitelist_t **out);
 void whitelist_free(whitelist_t *wl);
