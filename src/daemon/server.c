@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "answer.h"
+#include "backend.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -105,10 +106,9 @@ struct server {
 	whitelist_t *wl;		/* from the files; swapped with cfg */
 	whitelist_t *live_wl;		/* from the database, via the store */
 	struct server_reload reload;
-	store_t *store;
+	struct backend *be;
 	char hostname[256];
 
-	uv_async_t store_async;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
 	uv_timer_t tick;		/* watchdog and STATUS= for systemd */
@@ -435,7 +435,7 @@ handle_request(struct conn *c, const struct policy_request *r)
 		      r->recipient.len, &srv->topts);
 	s->job.now = (int64_t)time(NULL);
 	c->in_store++;
-	store_submit(srv->store, &s->job);
+	srv->be->ops->submit(srv->be, &s->job);
 	return true;
 }
 
@@ -578,12 +578,10 @@ on_job_done(struct store_job *job, void *arg)
 }
 
 static void
-take_live_whitelist(struct server *srv)
+on_live_whitelist(whitelist_t *wl, void *arg)
 {
-	whitelist_t *wl = store_take_live_whitelist(srv->store);
+	struct server *srv = arg;
 
-	if (wl == NULL)
-		return;
 	whitelist_free(srv->live_wl);
 	srv->live_wl = wl;
 	srv->m.live_whitelist_entries = whitelist_size(wl);
@@ -591,22 +589,6 @@ take_live_whitelist(struct server *srv)
 		whitelist_size(wl));
 }
 
-static void
-on_store_async(uv_async_t *a)
-{
-	struct server *srv = a->data;
-
-	if (srv->store == NULL)
-		return;
-	store_collect(srv->store, on_job_done, srv);
-	take_live_whitelist(srv);
-}
-
-static void
-store_wakeup(void *arg)
-{
-	uv_async_send(arg);
-}
 
 /* ---- accepting ---------------------------------------------------------- */
 
@@ -945,7 +927,7 @@ on_sighup(uv_signal_t *sig, int signum)
 	config_free(srv->cfg);
 	srv->cfg = next;
 	derive_settings(srv);
-	store_set_params(srv->store, &srv->params);
+	srv->be->ops->set_params(srv->be, &srv->params);
 	log_set_verbose(srv->cfg->verbose);
 	srv->m.reloads++;
 	srv->m.static_whitelist_entries = whitelist_size(wl);
@@ -978,13 +960,12 @@ on_finish_stop(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 
-	store_close(srv->store);
-	srv->store = NULL;
+	srv->be->ops->close(srv->be);
+	srv->be = NULL;
 	metrics_http_stop(srv->metrics_http);
 	srv->metrics_http = NULL;
 	close_handle((uv_handle_t *)&srv->tick, NULL);
 	close_handle((uv_handle_t *)&srv->drain_timer, NULL);
-	close_handle((uv_handle_t *)&srv->store_async, NULL);
 	close_handle((uv_handle_t *)&srv->sig_hup, NULL);
 	close_handle((uv_handle_t *)&srv->sig_term, NULL);
 	close_handle((uv_handle_t *)&srv->sig_int, NULL);
@@ -1035,8 +1016,8 @@ render_metrics(void *arg, size_t *len)
 	size_t need;
 	char *body;
 
-	if (srv->store != NULL)
-		store_get_stats(srv->store, &ss);
+	if (srv->be != NULL)
+		srv->be->ops->get_stats(srv->be, &ss);
 	need = metrics_format(NULL, 0, &srv->m, &ss) + 1;
 	body = malloc(need);
 	if (body == NULL)
@@ -1121,27 +1102,21 @@ server_after_fork(struct server *srv)
 int
 server_run(struct server *srv)
 {
-	struct store_options so = {
-		.dbdir = srv->cfg->dbdir,
-		.max_size = srv->cfg->db_max_size,
-		.relaxed = srv->cfg->durability == DURABILITY_RELAXED,
-		.params = srv->params,
-		.wakeup = store_wakeup,
-		.wakeup_arg = &srv->store_async,
+	struct backend_events ev = {
+		.job_done = on_job_done,
+		.live_whitelist = on_live_whitelist,
+		.arg = srv,
 	};
 	char err[512];
 	int rc;
 
-	uv_async_init(&srv->loop, &srv->store_async, on_store_async);
-	srv->store_async.data = srv;
-	rc = store_open(&srv->store, &so, err, sizeof(err));
+	rc = backend_open(&srv->be, &srv->loop, srv->cfg, &srv->params, &ev, err,
+			  sizeof(err));
 	if (rc < 0) {
 		log_msg(LOG_LEVEL_ERR, "%s", err);
-		close_handle((uv_handle_t *)&srv->store_async, NULL);
 		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		return rc;
 	}
-	take_live_whitelist(srv);
 	srv->m.static_whitelist_entries = whitelist_size(srv->wl);
 	uv_timer_init(&srv->loop, &srv->drain_timer);
 	srv->drain_timer.data = srv;
@@ -1170,10 +1145,9 @@ server_run(struct server *srv)
 	uv_signal_start(&srv->sig_int, on_stop_signal, SIGINT);
 
 	log_msg(LOG_LEVEL_INFO, "greyhold %s ready: delay %" PRId64 "s, retry "
-		"window %" PRId64 "s, max age %" PRId64 "s, database %s (%s "
-		"durability)", PACKAGE_VERSION, srv->cfg->delay,
-		srv->cfg->retry_window, srv->cfg->max_age, srv->cfg->dbdir,
-		so.relaxed ? "relaxed" : "full");
+		"window %" PRId64 "s, max age %" PRId64 "s, %s store",
+		PACKAGE_VERSION, srv->cfg->delay, srv->cfg->retry_window,
+		srv->cfg->max_age, srv->be->ops->name);
 	notify_send("READY=1\nSTATUS=ready");
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 

@@ -52,8 +52,9 @@ static const struct key keys[] = {
 	{"user", KT_STRING, OFF(user), "", 0, 0},
 	{"pidfile", KT_STRING, OFF(pidfile), "", 0, 0},
 	{"delay", KT_DURATION, OFF(delay), "300s", 1, 7 * DAY},
-	{"retry_window", KT_DURATION, OFF(retry_window), "2d", 1, 60 * DAY},
-	{"max_age", KT_DURATION, OFF(max_age), "35d", 1, 3650 * DAY},
+	/* Both must exceed delay (at least 1s), hence at least 2s. */
+	{"retry_window", KT_DURATION, OFF(retry_window), "2d", 2, 60 * DAY},
+	{"max_age", KT_DURATION, OFF(max_age), "35d", 2, 3650 * DAY},
 	{"auto_whitelist_clients", KT_UINT, OFF(auto_whitelist_clients), "5", 0, 1000000},
 	{"lookup_by_host", KT_BOOL, OFF(lookup_by_host), "no", 0, 1},
 	{"ipv4_cidr", KT_UINT, OFF(ipv4_cidr), "24", 1, 32},
@@ -406,9 +407,9 @@ set_value(struct config *cfg, const struct key *k, const char *value,
 		*(uint64_t *)f = v;
 		return 0;
 	case KT_DURABILITY:
-		if (strcmp(value, "full") == 0)
+		if (strcasecmp(value, "full") == 0)
 			*(unsigned *)f = DURABILITY_FULL;
-		else if (strcmp(value, "relaxed") == 0)
+		else if (strcasecmp(value, "relaxed") == 0)
 			*(unsigned *)f = DURABILITY_RELAXED;
 		else {
 			snprintf(why, whysz, "expected full or relaxed");
@@ -463,9 +464,23 @@ error_at(char *err, size_t errsz, int rc, const char *where, const char *fmt,
 	return rc;
 }
 
+/*
+ * Where each key got its value ("FILE:LINE", "command line" or "built-in
+ * default"), so that checks across keys blame the right line.
+ */
+struct origins {
+	char where[NKEYS][300];
+};
+
+static const char *
+origin_of(const struct origins *o, const char *key)
+{
+	return o->where[find_key(key) - keys];
+}
+
 static int
-apply(struct config *cfg, const char *key, const char *value,
-      const char *where, char *err, size_t errsz)
+apply(struct config *cfg, struct origins *o, const char *key,
+      const char *value, const char *where, char *err, size_t errsz)
 {
 	const struct key *k = find_key(key);
 	char why[200];
@@ -473,6 +488,7 @@ apply(struct config *cfg, const char *key, const char *value,
 
 	if (k == NULL)
 		return error_at(err, errsz, -EINVAL, where, "unknown key '%s'", key);
+	snprintf(o->where[k - keys], sizeof(o->where[0]), "%s", where);
 	why[0] = '\0';
 	rc = set_value(cfg, k, value, why, sizeof(why));
 	if (rc == -ENOMEM)
@@ -497,8 +513,8 @@ trim(char *s)
 }
 
 static int
-load_file(struct config *cfg, const char *path, bool missing_ok, char *err,
-	  size_t errsz)
+load_file(struct config *cfg, struct origins *o, const char *path,
+	  bool missing_ok, char *err, size_t errsz)
 {
 	FILE *fp = fopen(path, "r");
 	char line[4096];
@@ -533,7 +549,7 @@ load_file(struct config *cfg, const char *path, bool missing_ok, char *err,
 			break;
 		}
 		*eq = '\0';
-		rc = apply(cfg, trim(s), trim(eq + 1), where, err, errsz);
+		rc = apply(cfg, o, trim(s), trim(eq + 1), where, err, errsz);
 		if (rc < 0)
 			break;
 	}
@@ -545,43 +561,45 @@ load_file(struct config *cfg, const char *path, bool missing_ok, char *err,
 
 /* Checks across keys, and the inet listeners' syntax. */
 static int
-validate(struct config *cfg, const char *where, char *err, size_t errsz)
+validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 {
 	char host[64];
 	unsigned port;
 	size_t i;
 
 	if (cfg->retry_window <= cfg->delay)
-		return error_at(err, errsz, -EINVAL, where,
+		return error_at(err, errsz, -EINVAL, origin_of(o, "retry_window"),
 				"retry_window (%" PRId64 "s) must be longer than "
 				"delay (%" PRId64 "s)", cfg->retry_window, cfg->delay);
 	if (cfg->max_age < cfg->retry_window)
-		return error_at(err, errsz, -EINVAL, where,
+		return error_at(err, errsz, -EINVAL, origin_of(o, "max_age"),
 				"max_age (%" PRId64 "s) must not be shorter than "
 				"retry_window (%" PRId64 "s)", cfg->max_age,
 				cfg->retry_window);
 	for (i = 0; i < cfg->inet.n; i++) {
 		if (config_parse_inet(cfg->inet.items[i], host, sizeof(host),
 				      &port) < 0)
-			return error_at(err, errsz, -EINVAL, where,
+			return error_at(err, errsz, -EINVAL, origin_of(o, "inet"),
 					"inet = '%s': expected [HOST:]PORT with a "
 					"numeric HOST, e.g. 127.0.0.1:10023 or "
 					"[::1]:10023", cfg->inet.items[i]);
 	}
 	for (i = 0; i < cfg->unix_sockets.n; i++) {
 		if (cfg->unix_sockets.items[i][0] != '/')
-			return error_at(err, errsz, -EINVAL, where,
+			return error_at(err, errsz, -EINVAL, origin_of(o, "unix"),
 					"unix = '%s': expected an absolute path",
 					cfg->unix_sockets.items[i]);
 	}
 	if (cfg->metrics_listen[0] != '\0' &&
 	    config_parse_inet(cfg->metrics_listen, host, sizeof(host), &port) < 0)
-		return error_at(err, errsz, -EINVAL, where,
+		return error_at(err, errsz, -EINVAL,
+				origin_of(o, "metrics_listen"),
 				"metrics_listen = '%s': expected [HOST:]PORT with a "
 				"numeric HOST, e.g. 127.0.0.1:9464",
 				cfg->metrics_listen);
 	if (cfg->dbdir[0] == '\0')
-		return error_at(err, errsz, -EINVAL, where, "dbdir is empty");
+		return error_at(err, errsz, -EINVAL, origin_of(o, "dbdir"),
+				"dbdir is empty");
 	if (cfg->inet.n == 0 && cfg->unix_sockets.n == 0)
 		return list_set(&cfg->inet, "127.0.0.1:10023");
 	return 0;
@@ -593,23 +611,27 @@ config_load(struct config **out, const char *path, bool missing_ok,
 	    size_t errsz)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct origins *o = calloc(1, sizeof(*o));
 	size_t i;
 	int rc = 0;
 
 	*out = NULL;
-	if (cfg == NULL)
+	if (cfg == NULL || o == NULL) {
+		free(cfg);
+		free(o);
 		return error_at(err, errsz, -ENOMEM, "config", "out of memory");
+	}
 	for (i = 0; i < NKEYS && rc == 0; i++)
-		rc = apply(cfg, keys[i].name, keys[i].def, "built-in default",
+		rc = apply(cfg, o, keys[i].name, keys[i].def, "built-in default",
 			   err, errsz);
 	if (rc == 0 && path != NULL)
-		rc = load_file(cfg, path, missing_ok, err, errsz);
+		rc = load_file(cfg, o, path, missing_ok, err, errsz);
 	for (i = 0; i < nov && rc == 0; i++)
-		rc = apply(cfg, ov[i].key, ov[i].value, "command line", err,
+		rc = apply(cfg, o, ov[i].key, ov[i].value, "command line", err,
 			   errsz);
 	if (rc == 0)
-		rc = validate(cfg, path != NULL ? path : "command line", err,
-			      errsz);
+		rc = validate(cfg, o, err, errsz);
+	free(o);
 	if (rc < 0) {
 		config_free(cfg);
 		return rc;

@@ -251,7 +251,7 @@ adopt_map_size(db_t *db)
  */
 static int
 read_record(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_len,
-	    struct record *out, bool *found, const char *what)
+	    struct record *out, bool *found, bool *wrote, const char *what)
 {
 	MDB_val k = {key_len, (void *)key};
 	MDB_val v;
@@ -269,6 +269,7 @@ read_record(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_len,
 	}
 	log_msg(LOG_LEVEL_WARN, "deleting corrupt %s record (%zu bytes) for %s",
 		what, v.mv_size, log_escape(shown, sizeof(shown), key, key_len, 80));
+	*wrote = true;	/* the deletion must be committed */
 	return mdb_del(txn, dbi, &k, NULL);
 }
 
@@ -309,7 +310,8 @@ decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
 
 	if (awl) {
 		rc = read_record(txn, db->clients, job->key.client,
-				 job->key.client_len, &crec, &have_client, "client");
+				 job->key.client_len, &crec, &have_client, wrote,
+				 "client");
 		if (rc != 0)
 			return rc;
 	}
@@ -323,7 +325,7 @@ decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
 	}
 
 	rc = read_record(txn, db->triplets, job->key.key, job->key.key_len, &rec,
-			 &have_rec, "triplet");
+			 &have_rec, wrote, "triplet");
 	if (rc != 0)
 		return rc;
 
