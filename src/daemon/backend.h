@@ -53,4 +53,10 @@ int backend_lmdb_open(struct backend **out, uv_loop_t *loop,
 		      const struct config *cfg, const struct engine_params *p,
 		      const struct backend_events *ev, char *err, size_t errsz);
 
+#ifdef HAVE_HIREDIS
+int backend_redis_open(struct backend **out, uv_loop_t *loop,
+		       const struct config *cfg, const struct engine_params *p,
+		       const struct backend_events *ev, char *err, size_t errsz);
+#endif
+
 #endif

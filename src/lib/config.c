@@ -75,6 +75,10 @@ static const struct key keys[] = {
 	{"x_greylist_header", KT_BOOL, OFF(x_greylist_header), "no", 0, 1},
 	{"hostname", KT_STRING, OFF(hostname), "", 0, 0},
 	{"metrics_listen", KT_STRING, OFF(metrics_listen), "", 0, 0},
+	{"store", KT_STRING, OFF(store), "lmdb", 0, 0},
+	{"redis_user", KT_STRING, OFF(redis_user), "", 0, 0},
+	{"redis_password", KT_STRING, OFF(redis_password), "", 0, 0},
+	{"redis_prefix", KT_STRING, OFF(redis_prefix), "greyhold:", 0, 0},
 	{"verbose", KT_BOOL, OFF(verbose), "no", 0, 1},
 };
 #undef OFF
@@ -597,6 +601,18 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 				"metrics_listen = '%s': expected [HOST:]PORT with a "
 				"numeric HOST, e.g. 127.0.0.1:9464",
 				cfg->metrics_listen);
+	if (strcmp(cfg->store, "lmdb") != 0 &&
+	    strncmp(cfg->store, "redis://", 8) != 0 &&
+	    strncmp(cfg->store, "unix://", 7) != 0)
+		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),
+				"store = '%s': expected lmdb, redis://HOST:PORT/DB "
+				"or unix:///PATH", cfg->store);
+#ifndef HAVE_HIREDIS
+	if (strcmp(cfg->store, "lmdb") != 0)
+		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),
+				"store = '%s': this greyhold was built without "
+				"Redis support (configure --with-redis)", cfg->store);
+#endif
 	if (cfg->dbdir[0] == '\0')
 		return error_at(err, errsz, -EINVAL, origin_of(o, "dbdir"),
 				"dbdir is empty");

@@ -58,6 +58,10 @@ struct config {
 	bool x_greylist_header;
 	char *hostname;		/* for X-Greylist; "" = gethostname() */
 	char *metrics_listen;	/* Prometheus HTTP listener; "" = off */
+	char *store;		/* "lmdb", "redis://host:port/db", "unix:///path" */
+	char *redis_user;
+	char *redis_password;
+	char *redis_prefix;	/* namespace for every Redis key */
 	bool verbose;
 };
 
