@@ -166,6 +166,16 @@ whitelist_size(const whitelist_t *wl)
 
 /* ---- entries ------------------------------------------------------------ */
 
+/*
+ * "/.../" with something between the slashes: an empty pattern would
+ * match everyone, so "//" is refused by the callers' other checks.
+ */
+static bool
+is_regex(const char *s, size_t len)
+{
+	return len > 2 && s[0] == '/' && s[len - 1] == '/';
+}
+
 static int
 add_regex(struct regexes *r, const char *entry, size_t len, char *err,
 	  size_t errsz)
@@ -272,11 +282,14 @@ add_client_address(whitelist_t *wl, const char *s, size_t len, char *err,
 	struct addr a;
 	unsigned implied;
 	unsigned long prefix;
+	unsigned mapped_bits = 0;	/* ::ffff:a.b.c.d/N means a.b.c.d/(N-96) */
 
 	if (memchr(s, ':', alen) != NULL) {
 		if (addr_parse(&a, s, alen) < 0)
 			goto bad;
 		implied = addr_bits(&a);
+		if (a.family == ADDR_V4)
+			mapped_bits = 96;
 	} else if (parse_ipv4_partial(s, alen, &a, &implied) < 0) {
 		goto bad;
 	}
@@ -286,9 +299,10 @@ add_client_address(whitelist_t *wl, const char *s, size_t len, char *err,
 		if (slash + 1 == s + len || !isdigit((unsigned char)slash[1]))
 			goto bad;
 		prefix = strtoul(slash + 1, &end, 10);
-		if (end != s + len || prefix > addr_bits(&a))
+		if (end != s + len || prefix < mapped_bits ||
+		    prefix > addr_bits(&a) + mapped_bits)
 			goto bad;
-		implied = (unsigned)prefix;
+		implied = (unsigned)(prefix - mapped_bits);
 	}
 	return add_range(wl, &a, implied);
 bad:
@@ -322,7 +336,7 @@ add_client(whitelist_t *wl, const char *s, size_t len, char *err, size_t errsz)
 {
 	char name[WHITELIST_MAX_ENTRY];
 
-	if (len >= 2 && s[0] == '/' && s[len - 1] == '/')
+	if (is_regex(s, len))
 		return add_regex(&wl->client_re, s, len, err, errsz);
 	if (looks_like_address(s, len))
 		return add_client_address(wl, s, len, err, errsz);
@@ -348,7 +362,7 @@ add_recipient(whitelist_t *wl, const char *s, size_t len, char *err,
 	char entry[WHITELIST_MAX_ENTRY];
 	const char *at;
 
-	if (len >= 2 && s[0] == '/' && s[len - 1] == '/')
+	if (is_regex(s, len))
 		return add_regex(&wl->rcpt_re, s, len, err, errsz);
 	memcpy(entry, s, len);
 	lower(entry, len);
@@ -409,7 +423,9 @@ whitelist_load_file(whitelist_t *wl, enum whitelist_kind kind,
 		    const char *path, char *err, size_t errsz)
 {
 	FILE *fp = fopen(path, "r");
-	char line[WHITELIST_MAX_ENTRY + 2];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
 	char why[300];
 	unsigned lineno = 0;
 	int rc = 0;
@@ -419,13 +435,14 @@ whitelist_load_file(whitelist_t *wl, enum whitelist_kind kind,
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return rc;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
+	/* Any line length is read; only an entry's length is limited. */
+	while ((n = getline(&line, &cap, fp)) >= 0) {
 		char *s = line;
 		char *end;
 
 		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			snprintf(err, errsz, "%s:%u: line too long", path, lineno);
+		if (memchr(line, '\0', (size_t)n) != NULL) {
+			snprintf(err, errsz, "%s:%u: NUL byte in line", path, lineno);
 			rc = -EINVAL;
 			break;
 		}
@@ -449,6 +466,7 @@ whitelist_load_file(whitelist_t *wl, enum whitelist_kind kind,
 			break;
 		}
 	}
+	free(line);
 	if (rc == 0 && ferror(fp)) {
 		snprintf(err, errsz, "%s: read error", path);
 		rc = -EIO;
@@ -604,6 +622,11 @@ whitelist_match_recipient(const whitelist_t *wl, const char *rcpt, size_t len)
 			local_len = plus;
 		snprintf(base, sizeof(base), "%.*s", (int)local_len, r);
 		if (strings_has(&wl->rcpt_users, base))
+			return true;
+		/* An entry may name the extension itself: "bob+lists@". */
+		snprintf(base, sizeof(base), "%.*s", (int)(at - r), r);
+		if (local_len < (size_t)(at - r) &&
+		    strings_has(&wl->rcpt_users, base))
 			return true;
 		snprintf(base, sizeof(base), "%.*s%s", (int)local_len, r, at);
 		if (strings_has(&wl->rcpt_addrs, r) ||
