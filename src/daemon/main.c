@@ -37,9 +37,7 @@ struct options {
 };
 
 enum long_only {
-	OPT_INET = 256,
-	OPT_UNIX,
-	OPT_DELAY,
+	OPT_DELAY = 256,
 	OPT_MAX_AGE,
 	OPT_RETRY_WINDOW,
 	OPT_GREYLIST_ACTION,
@@ -55,6 +53,8 @@ enum long_only {
 	OPT_WL_CLIENTS,
 	OPT_WL_RECIPIENTS,
 	OPT_XHEADER,
+	OPT_SOCKETMODE,
+	OPT_HOSTNAME,
 	OPT_SYSLOG,
 };
 
@@ -69,8 +69,8 @@ static const struct option long_options[] = {
 	{"version", no_argument, NULL, 'V'},
 	{"syslog", no_argument, NULL, OPT_SYSLOG},
 	/* postgrey's names, same meaning */
-	{"inet", required_argument, NULL, OPT_INET},
-	{"unix", required_argument, NULL, OPT_UNIX},
+	{"inet", required_argument, NULL, 'i'},
+	{"unix", required_argument, NULL, 'u'},
 	{"delay", required_argument, NULL, OPT_DELAY},
 	{"max-age", required_argument, NULL, OPT_MAX_AGE},
 	{"retry-window", required_argument, NULL, OPT_RETRY_WINDOW},
@@ -86,7 +86,9 @@ static const struct option long_options[] = {
 	{"auto-whitelist-clients", optional_argument, NULL, OPT_AWL},
 	{"whitelist-clients", required_argument, NULL, OPT_WL_CLIENTS},
 	{"whitelist-recipients", required_argument, NULL, OPT_WL_RECIPIENTS},
-	{"x-greylist-header", no_argument, NULL, OPT_XHEADER},
+	{"x-greylist-header", optional_argument, NULL, OPT_XHEADER},
+	{"socketmode", required_argument, NULL, OPT_SOCKETMODE},
+	{"hostname", required_argument, NULL, OPT_HOSTNAME},
 	{NULL, 0, NULL, 0},
 };
 
@@ -104,12 +106,13 @@ usage(FILE *out)
 "  -v, --verbose            log debugging detail\n"
 "  -h, --help | -V, --version\n"
 "postgrey-compatible options:\n"
-"  --inet=[HOST:]PORT  --unix=PATH  --dbdir=DIR  --user=USER  --pidfile=FILE\n"
+"  -i, --inet=[HOST:]PORT  -u, --unix=PATH  --socketmode=MODE  --dbdir=DIR\n"
+"  --user=USER  --pidfile=FILE  --hostname=NAME\n"
 "  --delay=SECONDS  --max-age=DAYS  --retry-window=DAYS|Nh\n"
 "  --greylist-action=ACTION  --greylist-text=TEXT\n"
 "  --lookup-by-subnet  --lookup-by-host  --ipv4cidr=N  --ipv6cidr=N\n"
 "  --auto-whitelist-clients[=N]  --whitelist-clients=FILE\n"
-"  --whitelist-recipients=FILE  --x-greylist-header\n"
+"  --whitelist-recipients=FILE  --x-greylist-header[=TEXT]\n"
 "See greyhold(8) and greyhold.conf(5).\n");
 }
 
@@ -197,7 +200,7 @@ parse_args(struct options *o, int argc, char **argv, struct joined *l)
 	int rc = 0;
 
 	while (rc == 0 &&
-	       (ch = getopt_long(argc, argv, "c:nfdvo:hV", long_options, NULL)) != -1) {
+	       (ch = getopt_long(argc, argv, "c:nfdvo:hVi:u:", long_options, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			o->config_path = optarg;
@@ -228,10 +231,10 @@ parse_args(struct options *o, int argc, char **argv, struct joined *l)
 		case 'V':
 			printf("greyhold %s\n", PACKAGE_VERSION);
 			exit(0);
-		case OPT_INET:
+		case 'i':
 			rc = add_to_list(&l->inet, optarg);
 			break;
-		case OPT_UNIX:
+		case 'u':
 			rc = add_to_list(&l->unix_sockets, optarg);
 			break;
 		case OPT_DELAY:
@@ -282,6 +285,14 @@ parse_args(struct options *o, int argc, char **argv, struct joined *l)
 			break;
 		case OPT_XHEADER:
 			rc = add_override(o, "x_greylist_header", "yes");
+			if (rc == 0 && optarg != NULL)
+				rc = add_override(o, "x_greylist_header_text", optarg);
+			break;
+		case OPT_SOCKETMODE:
+			rc = add_override(o, "unix_mode", optarg);
+			break;
+		case OPT_HOSTNAME:
+			rc = add_override(o, "hostname", optarg);
 			break;
 		default:
 			usage(stderr);

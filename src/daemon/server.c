@@ -563,9 +563,10 @@ on_job_done(struct store_job *job, void *arg)
 	    srv->cfg->x_greylist_header && (s->instance[0] == '\0' ||
 	    strcmp(s->instance, c->prepended) != 0)) {
 		/* One header per message, however many recipients passed. */
-		s->reply_len = answer_prepend(s->reply, sizeof(s->reply),
-					      job->verdict.delay, srv->hostname,
-					      job->now);
+		s->reply_len = answer_prepend_text(s->reply, sizeof(s->reply),
+						   srv->cfg->x_greylist_header_text,
+						   job->verdict.delay,
+						   srv->hostname, job->now);
 		snprintf(c->prepended, sizeof(c->prepended), "%s", s->instance);
 	} else {
 		s->reply_len = answer_reply(s->reply, sizeof(s->reply), srv->cfg,

@@ -97,35 +97,55 @@ finish_reply(char *out, size_t outsz, int n)
 	return (size_t)n;
 }
 
-/* greylist_text with %s (seconds left), %r (recipient domain), %%. */
+/*
+ * Expand a template into out: "%c" for each code c in codes becomes
+ * values[i] (codes[i] == c), "%%" becomes "%", and the result is cut to
+ * fit.  Config validation has already refused any other '%' sequence.
+ */
+static size_t
+expand(char *out, size_t outsz, const char *tmpl, const char *codes,
+       const char *const *values)
+{
+	size_t o = 0;
+
+	for (; *tmpl != '\0' && o + 1 < outsz; tmpl++) {
+		const char *code;
+		size_t n;
+
+		if (*tmpl != '%') {
+			out[o++] = *tmpl;
+			continue;
+		}
+		tmpl++;
+		if (*tmpl == '\0')
+			break;
+		if (*tmpl == '%') {
+			out[o++] = '%';
+			continue;
+		}
+		code = strchr(codes, *tmpl);
+		if (code == NULL)
+			continue;
+		n = strlen(values[code - codes]);
+		if (n > outsz - o - 1)
+			n = outsz - o - 1;
+		memcpy(out + o, values[code - codes], n);
+		o += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* greylist_text with %s (seconds left), %r (recipient domain). */
 static size_t
 expand_text(char *out, size_t outsz, const char *text, int64_t seconds,
 	    const char *domain)
 {
-	size_t o = 0;
+	char secs[24];
+	const char *values[] = {secs, domain};
 
-	for (; *text != '\0' && o + 1 < outsz; text++) {
-		int n = 0;
-
-		if (*text != '%') {
-			out[o++] = *text;
-			continue;
-		}
-		text++;
-		if (*text == 's')
-			n = snprintf(out + o, outsz - o, "%" PRId64, seconds);
-		else if (*text == 'r')
-			n = snprintf(out + o, outsz - o, "%s", domain);
-		else if (*text == '%')
-			n = snprintf(out + o, outsz - o, "%%");
-		else if (*text == '\0')
-			break;
-		if (n < 0)
-			break;
-		o += (size_t)n < outsz - o ? (size_t)n : outsz - o - 1;
-	}
-	out[o] = '\0';
-	return o;
+	snprintf(secs, sizeof(secs), "%" PRId64, seconds);
+	return expand(out, outsz, text, "sr", values);
 }
 
 size_t
@@ -150,20 +170,29 @@ answer_reply(char *out, size_t outsz, const struct config *cfg,
 }
 
 size_t
-answer_prepend(char *out, size_t outsz, int64_t delay, const char *host,
-	       int64_t now)
+answer_prepend_text(char *out, size_t outsz, const char *tmpl, int64_t delay,
+		    const char *host, int64_t now)
 {
 	time_t t = (time_t)now;
 	struct tm tm;
-	char date[64];
-	int n;
+	char date[64], secs[24];
+	char header[ANSWER_REPLY_MAX];
+	const char *values[] = {secs, PACKAGE_VERSION, host, date};
 
 	gmtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	n = snprintf(out, outsz, "action=PREPEND X-Greylist: delayed %" PRId64
-		     " seconds by greyhold-%s at %s; %s\n\n", delay,
-		     PACKAGE_VERSION, host, date);
-	return finish_reply(out, outsz, n);
+	snprintf(secs, sizeof(secs), "%" PRId64, delay);
+	expand(header, sizeof(header), tmpl, "tvhd", values);
+	return finish_reply(out, outsz, snprintf(out, outsz,
+						 "action=PREPEND %s\n\n", header));
+}
+
+size_t
+answer_prepend(char *out, size_t outsz, int64_t delay, const char *host,
+	       int64_t now)
+{
+	return answer_prepend_text(out, outsz, ANSWER_DEFAULT_HEADER, delay,
+				   host, now);
 }
 
 size_t

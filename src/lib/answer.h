@@ -49,11 +49,18 @@ size_t answer_reply(char *out, size_t outsz, const struct config *cfg,
 		    const struct engine_verdict *v, int err,
 		    const char *rcpt_domain);
 
+/* postgrey's header, with greyhold's name: see answer_prepend_text(). */
+#define ANSWER_DEFAULT_HEADER "X-Greylist: delayed %t seconds by greyhold-%v at %h; %d"
+
 /*
  * The reply for a first pass after a delay when x_greylist_header is on:
- * "action=PREPEND X-Greylist: delayed N seconds by greyhold-VERSION at
- * HOST; DATE" with an RFC 5322 date for now (UTC).
+ * "action=PREPEND " and the header template with %t (the delay in
+ * seconds), %v (greyhold's version), %h (host) and %d (now as an RFC 5322
+ * date, UTC) expanded.
  */
+size_t answer_prepend_text(char *out, size_t outsz, const char *tmpl,
+			   int64_t delay, const char *host, int64_t now);
+/* The same with ANSWER_DEFAULT_HEADER. */
 size_t answer_prepend(char *out, size_t outsz, int64_t delay,
 		      const char *host, int64_t now);
 

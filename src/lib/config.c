@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "addr.h"
+#include "answer.h"
 
 enum key_type {
 	KT_BOOL,
@@ -30,6 +31,7 @@ enum key_type {
 	KT_ACTION,	/* a deferring Postfix action, with optional text */
 	KT_FAILURE,	/* KT_ACTION or DUNNO: the answer when the store fails */
 	KT_TEXT,	/* greylist_text: printable, %s %r %% only */
+	KT_HEADER,	/* "Name: value" with %t %v %h %d %% */
 };
 
 struct key {
@@ -73,6 +75,8 @@ static const struct key keys[] = {
 	{"whitelist_recipients", KT_LIST, OFF(whitelist_recipients),
 	 SYSCONFDIR "/greyhold/whitelist_recipients", 0, 0},
 	{"x_greylist_header", KT_BOOL, OFF(x_greylist_header), "no", 0, 1},
+	{"x_greylist_header_text", KT_HEADER, OFF(x_greylist_header_text),
+	 ANSWER_DEFAULT_HEADER, 0, 0},
 	{"hostname", KT_STRING, OFF(hostname), "", 0, 0},
 	{"metrics_listen", KT_STRING, OFF(metrics_listen), "", 0, 0},
 	{"store", KT_STRING, OFF(store), "lmdb", 0, 0},
@@ -243,8 +247,9 @@ valid_action(const char *s, bool allow_dunno)
 	return allow_dunno && strcmp(s, "DUNNO") == 0;
 }
 
+/* Printable, bounded, and '%' only before one of the letters in codes. */
 static bool
-valid_text(const char *s)
+valid_template(const char *s, const char *codes)
 {
 	if (!printable(s) || strlen(s) > MAX_TEXT)
 		return false;
@@ -252,10 +257,22 @@ valid_text(const char *s)
 		if (*s != '%')
 			continue;
 		s++;
-		if (*s != 's' && *s != 'r' && *s != '%')
+		if (*s == '\0' || strchr(codes, *s) == NULL)
 			return false;
 	}
 	return true;
+}
+
+/* A header line: a field name, ": ", then a template. */
+static bool
+valid_header(const char *s)
+{
+	size_t name = 0;
+
+	while (s[name] != '\0' && s[name] != ':' && s[name] > 0x20 &&
+	       s[name] < 0x7f)
+		name++;
+	return name > 0 && s[name] == ':' && valid_template(s, "tvhd%");
 }
 
 static void
@@ -430,8 +447,16 @@ set_value(struct config *cfg, const struct key *k, const char *value,
 			return -EINVAL;
 		}
 		return set_string(f, value);
+	case KT_HEADER:
+		if (!valid_header(value)) {
+			snprintf(why, whysz, "expected a header line 'Name: text' "
+				 "(printable, at most %d bytes) using only %%t, %%v, "
+				 "%%h, %%d and %%%%", MAX_TEXT);
+			return -EINVAL;
+		}
+		return set_string(f, value);
 	case KT_TEXT:
-		if (!valid_text(value)) {
+		if (!valid_template(value, "sr%")) {
 			snprintf(why, whysz,
 				 "expected printable text (at most %d bytes) using "
 				 "only %%s, %%r and %%%%", MAX_TEXT);
@@ -669,7 +694,8 @@ config_free(struct config *cfg)
 		if (keys[i].type == KT_LIST)
 			list_clear(f);
 		else if (keys[i].type == KT_STRING || keys[i].type == KT_ACTION ||
-			 keys[i].type == KT_FAILURE || keys[i].type == KT_TEXT)
+			 keys[i].type == KT_FAILURE || keys[i].type == KT_TEXT ||
+			 keys[i].type == KT_HEADER)
 			free(*(char **)f);
 	}
 	free(cfg);

@@ -56,6 +56,7 @@ struct config {
 	struct config_list whitelist_clients;	/* files */
 	struct config_list whitelist_recipients;
 	bool x_greylist_header;
+	char *x_greylist_header_text;	/* %t delay, %v version, %h host, %d date */
 	char *hostname;		/* for X-Greylist; "" = gethostname() */
 	char *metrics_listen;	/* Prometheus HTTP listener; "" = off */
 	char *store;		/* "lmdb", "redis://host:port/db", "unix:///path" */

@@ -300,8 +300,14 @@ test_full_file_sets_every_key(void **state)
 	assert_list(&cfg->whitelist_clients, wl_clients, 2);
 	assert_list(&cfg->whitelist_recipients, wl_recipients, 1);
 	assert_true(cfg->x_greylist_header);
+	assert_string_equal(cfg->x_greylist_header_text,
+			    "X-Greylisted: %t s by %h (greyhold %v), 100%% on %d");
 	assert_string_equal(cfg->hostname, "mx1.example.org");
 	assert_string_equal(cfg->metrics_listen, "127.0.0.1:9464");
+	assert_string_equal(cfg->store, "lmdb");
+	assert_string_equal(cfg->redis_user, "greyhold");
+	assert_string_equal(cfg->redis_password, "s3cret");
+	assert_string_equal(cfg->redis_prefix, "gh:mx:");
 	assert_true(cfg->verbose);				/* on */
 	config_free(cfg);
 }
@@ -672,8 +678,9 @@ static const char *const non_numeric_keys[] = {
 	"inet", "unix", "unix_group", "dbdir", "user", "pidfile",
 	"lookup_by_host", "greylist_authenticated", "greylist_action",
 	"greylist_text", "failure_action", "durability", "whitelist_clients",
-	"whitelist_recipients", "x_greylist_header", "hostname", "metrics_listen",
-	"verbose",
+	"whitelist_recipients", "x_greylist_header", "x_greylist_header_text",
+	"hostname", "metrics_listen", "store", "redis_user", "redis_password",
+	"redis_prefix", "verbose",
 };
 
 static uint64_t

@@ -1,0 +1,2 @@
+/* Placeholder while the Redis admin functions are written; not committed. */
+#include "redis_admin.h"
