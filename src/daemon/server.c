@@ -112,6 +112,7 @@ struct server {
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
 	uv_timer_t tick;		/* watchdog and STATUS= for systemd */
+	uv_check_t log_flush;		/* one log write per loop turn */
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog;
 	unsigned ticks;
@@ -966,6 +967,7 @@ on_finish_stop(uv_timer_t *t)
 	metrics_http_stop(srv->metrics_http);
 	srv->metrics_http = NULL;
 	close_handle((uv_handle_t *)&srv->tick, NULL);
+	close_handle((uv_handle_t *)&srv->log_flush, NULL);
 	close_handle((uv_handle_t *)&srv->drain_timer, NULL);
 	close_handle((uv_handle_t *)&srv->sig_hup, NULL);
 	close_handle((uv_handle_t *)&srv->sig_term, NULL);
@@ -1041,6 +1043,12 @@ send_status(struct server *srv)
 		 metrics_total_requests(m), greylisted,
 		 m->results[RESULT_STORE_FAILURE], srv->nconns);
 	notify_send(status);
+}
+
+static void
+on_log_flush(uv_check_t *c)
+{
+	log_flush();
 }
 
 /* Once a second: the watchdog ping when due, STATUS= every 10 s. */
@@ -1130,6 +1138,9 @@ server_run(struct server *srv)
 				"continuing without them", srv->cfg->metrics_listen,
 				uv_strerror(rc));
 	}
+	uv_check_init(&srv->loop, &srv->log_flush);
+	uv_check_start(&srv->log_flush, on_log_flush);
+	log_set_buffered(true);
 	srv->watchdog_usec = notify_watchdog_usec();
 	uv_timer_init(&srv->loop, &srv->tick);
 	srv->tick.data = srv;
@@ -1153,6 +1164,7 @@ server_run(struct server *srv)
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 
 	log_msg(LOG_LEVEL_INFO, "stopped");
+	log_set_buffered(false);
 	return 0;
 }
 

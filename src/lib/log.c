@@ -31,8 +31,26 @@ log_set_verbose(bool verbose)
 }
 
 void
+log_set_buffered(bool buffered)
+{
+	static char buf[1 << 16];
+
+	if (!log_to_syslog)
+		setvbuf(stderr, buffered ? buf : NULL, buffered ? _IOFBF : _IONBF,
+			buffered ? sizeof(buf) : 0);
+}
+
+void
+log_flush(void)
+{
+	if (!log_to_syslog)
+		fflush(stderr);
+}
+
+void
 log_close(void)
 {
+	log_flush();
 	if (log_to_syslog)
 		closelog();
 }

@@ -16,6 +16,13 @@ enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG 
 /* Choose the sink: syslog under ident (mail facility) or stderr. */
 void log_open(const char *ident, bool use_syslog);
 void log_set_verbose(bool verbose);
+/*
+ * With buffered on, stderr lines collect in a stdio buffer until
+ * log_flush(): the daemon flushes once per event-loop turn, so a burst of
+ * decisions costs one write instead of one per line.
+ */
+void log_set_buffered(bool buffered);
+void log_flush(void);
 void log_close(void);
 
 void log_msg(enum log_level level, const char *fmt, ...)
