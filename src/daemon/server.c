@@ -535,6 +535,9 @@ on_idle(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
+	/* Waiting for our answers is not idleness: the timer repeats. */
+	if (c->inflight > 0)
+		return;
 	c->srv->m.idle_closed++;
 	log_msg(LOG_LEVEL_DEBUG, "%s: idle for %" PRId64 "s, closing", c->peer,
 		c->srv->cfg->idle_timeout);

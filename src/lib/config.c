@@ -507,6 +507,20 @@ origin_of(const struct origins *o, const char *key)
 	return o->where[find_key(key) - keys];
 }
 
+/*
+ * For a conflict between two keys, blame the one the admin set: a
+ * built-in default is nobody's mistake.
+ */
+static const char *
+origin_of_pair(const struct origins *o, const char *key, const char *other)
+{
+	const char *where = origin_of(o, key);
+
+	if (strcmp(where, "built-in default") == 0)
+		where = origin_of(o, other);
+	return where;
+}
+
 static int
 apply(struct config *cfg, struct origins *o, const char *key,
       const char *value, const char *where, char *err, size_t errsz)
@@ -597,11 +611,13 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 	size_t i;
 
 	if (cfg->retry_window <= cfg->delay)
-		return error_at(err, errsz, -EINVAL, origin_of(o, "retry_window"),
+		return error_at(err, errsz, -EINVAL,
+				origin_of_pair(o, "retry_window", "delay"),
 				"retry_window (%" PRId64 "s) must be longer than "
 				"delay (%" PRId64 "s)", cfg->retry_window, cfg->delay);
 	if (cfg->max_age < cfg->retry_window)
-		return error_at(err, errsz, -EINVAL, origin_of(o, "max_age"),
+		return error_at(err, errsz, -EINVAL,
+				origin_of_pair(o, "max_age", "retry_window"),
 				"max_age (%" PRId64 "s) must not be shorter than "
 				"retry_window (%" PRId64 "s)", cfg->max_age,
 				cfg->retry_window);
