@@ -33,6 +33,7 @@
 #include "metrics_http.h"
 #include "notify.h"
 #include "policy.h"
+#include "privacy.h"
 #include "triplet.h"
 #include "whitelist.h"
 
@@ -126,6 +127,8 @@ struct server {
 	bool stopping;
 
 	struct triplet_opts topts;
+	struct privacy privacy;
+	bool privacy_on;
 	struct engine_params params;
 	struct log_ratelimit conn_limit_log;
 	struct log_ratelimit proto_log;
@@ -434,6 +437,8 @@ handle_request(struct conn *c, const struct policy_request *r)
 	triplet_build(&s->job.key, r->client_address.ptr, r->client_address.len,
 		      r->sender.ptr, r->sender.len, r->recipient.ptr,
 		      r->recipient.len, &srv->topts);
+	if (srv->privacy_on)
+		privacy_apply(&srv->privacy, &s->job.key);
 	s->job.now = (int64_t)time(NULL);
 	c->in_store++;
 	srv->be->ops->submit(srv->be, &s->job);
@@ -1122,6 +1127,19 @@ server_run(struct server *srv)
 	char err[512];
 	int rc;
 
+	if (srv->cfg->privacy) {
+		char path[1100];
+
+		privacy_key_path(srv->cfg, path, sizeof(path));
+		rc = privacy_load_key(&srv->privacy, path, true, err, sizeof(err));
+		if (rc < 0) {
+			log_msg(LOG_LEVEL_ERR, "%s", err);
+			return rc;
+		}
+		srv->privacy_on = true;
+		log_msg(LOG_LEVEL_INFO, "privacy: storing keyed hashes (key %s)",
+			path);
+	}
 	rc = backend_open(&srv->be, &srv->loop, srv->cfg, &srv->params, &ev, err,
 			  sizeof(err));
 	if (rc < 0) {

@@ -80,6 +80,8 @@ static const struct key keys[] = {
 	{"hostname", KT_STRING, OFF(hostname), "", 0, 0},
 	{"metrics_listen", KT_STRING, OFF(metrics_listen), "", 0, 0},
 	{"store", KT_STRING, OFF(store), "lmdb", 0, 0},
+	{"privacy", KT_BOOL, OFF(privacy), "no", 0, 1},
+	{"privacy_key_file", KT_STRING, OFF(privacy_key_file), "", 0, 0},
 	{"redis_user", KT_STRING, OFF(redis_user), "", 0, 0},
 	{"redis_password", KT_STRING, OFF(redis_password), "", 0, 0},
 	{"redis_prefix", KT_STRING, OFF(redis_prefix), "greyhold:", 0, 0},
@@ -653,6 +655,12 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),
 				"store = '%s': this greyhold was built without "
 				"Redis support (configure --with-redis)", cfg->store);
+#endif
+#ifndef HAVE_SODIUM
+	if (cfg->privacy)
+		return error_at(err, errsz, -EINVAL, origin_of(o, "privacy"),
+				"privacy = yes: this greyhold was built without "
+				"libsodium (install libsodium-dev and rebuild)");
 #endif
 	if (cfg->dbdir[0] == '\0')
 		return error_at(err, errsz, -EINVAL, origin_of(o, "dbdir"),

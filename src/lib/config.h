@@ -63,6 +63,8 @@ struct config {
 	char *redis_user;
 	char *redis_password;
 	char *redis_prefix;	/* namespace for every Redis key */
+	bool privacy;		/* store keyed hashes, not addresses */
+	char *privacy_key_file;	/* "" = DBDIR/privacy.key */
 	bool verbose;
 };
 
