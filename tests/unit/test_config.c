@@ -308,6 +308,8 @@ test_full_file_sets_every_key(void **state)
 	assert_string_equal(cfg->redis_user, "greyhold");
 	assert_string_equal(cfg->redis_password, "s3cret");
 	assert_string_equal(cfg->redis_prefix, "gh:mx:");
+	assert_false(cfg->privacy);
+	assert_string_equal(cfg->privacy_key_file, "/var/lib/greyhold/secret.key");
 	assert_true(cfg->verbose);				/* on */
 	config_free(cfg);
 }
@@ -680,7 +682,7 @@ static const char *const non_numeric_keys[] = {
 	"greylist_text", "failure_action", "durability", "whitelist_clients",
 	"whitelist_recipients", "x_greylist_header", "x_greylist_header_text",
 	"hostname", "metrics_listen", "store", "redis_user", "redis_password",
-	"redis_prefix", "verbose",
+	"redis_prefix", "privacy", "privacy_key_file", "verbose",
 };
 
 static uint64_t
