@@ -12,19 +12,22 @@
  * Reading commands open the database read-only and never create it;
  * changing commands need an existing database; load and import-postgrey
  * create one.  Files named on the command line are opened before the
- * process, when root, becomes the database's owner.
+ * process, when root, becomes the database's owner.  Keys are built as
+ * the daemon builds them (triplet_build() with the config's network sizes,
+ * then privacy_apply() with the daemon's key file when privacy = yes).
  *
  * Exit codes: 0 success; 1 the thing asked about is not there (or, for
  * check, the request would be deferred); 2 usage or database error.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -45,6 +48,7 @@
 #include "engine.h"
 #include "log.h"
 #include "policy.h"
+#include "privacy.h"
 #include "record.h"
 #include "triplet.h"
 #include "whitelist.h"
@@ -60,6 +64,7 @@
 
 struct ctl {
 	const char *dbdir;
+	bool dbdir_given;	/* --db: whatever the configured store */
 	uint64_t max_size;
 	bool json;
 	db_t *db;
@@ -67,6 +72,8 @@ struct ctl {
 	struct triplet_opts topts;
 	struct engine_params params;
 	int64_t now;
+	bool privacy_on;		/* keys are keyed hashes (privacy = yes) */
+	struct privacy privacy;
 };
 
 struct command {
@@ -138,6 +145,26 @@ check_db_present(const char *dir)
 	return -1;
 }
 
+/*
+ * With privacy = yes, keys are hashed with the daemon's secret key, found
+ * as the daemon finds it (beside the database unless privacy_key_file).
+ * A new database (load, import) gets a new key, as on the daemon's start.
+ */
+static int
+load_privacy(struct ctl *ctl, bool create, char *err, size_t errsz)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (ctl->cfg->privacy_key_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", ctl->cfg->privacy_key_file);
+	else
+		snprintf(path, sizeof(path), "%s/privacy.key", ctl->dbdir);
+	rc = privacy_load_key(&ctl->privacy, path, create, err, errsz);
+	ctl->privacy_on = rc == 0;
+	return rc;
+}
+
 static int
 open_db(struct ctl *ctl, enum open_mode mode)
 {
@@ -149,11 +176,19 @@ open_db(struct ctl *ctl, enum open_mode mode)
 	char err[512];
 	int rc;
 
+	if (!ctl->dbdir_given && strcmp(ctl->cfg->store, "lmdb") != 0) {
+		fprintf(stderr, "greyholdctl: store = %s: this command works on "
+			"an LMDB database only (name one with --db)\n",
+			ctl->cfg->store);
+		return -1;
+	}
 	if (become_db_owner(ctl->dbdir) < 0)
 		return -1;
 	if (mode != OPEN_CREATE && check_db_present(ctl->dbdir) < 0)
 		return -1;
 	rc = db_open(&ctl->db, &o, err, sizeof(err));
+	if (rc == 0 && ctl->cfg->privacy)
+		rc = load_privacy(ctl, mode == OPEN_CREATE, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "greyholdctl: %s\n", err);
 		return -1;
@@ -260,22 +295,69 @@ format_bytes(char *out, size_t outsz, uint64_t n)
 		snprintf(out, outsz, "%" PRIu64 " B", n);
 }
 
-/* Untrusted key text for a terminal; the null sender shows as "<>". */
+/* A keyed hash (privacy) as text: "h:" and its bytes in hex. */
 static const char *
-shown(char *out, size_t outsz, const char *s, size_t len)
+hash_text(char *out, size_t outsz, const char *s, size_t len)
 {
+	size_t o = (size_t)snprintf(out, outsz, "h:");
+
+	for (size_t i = 0; i < len && o + 3 <= outsz; i++)
+		o += (size_t)snprintf(out + o, outsz - o, "%02x",
+				      (unsigned char)s[i]);
+	return out;
+}
+
+/*
+ * A key part for a terminal: untrusted text escaped, the null sender as
+ * "<>", a hash as hash_text().
+ */
+static const char *
+shown(char *out, size_t outsz, const char *s, size_t len, bool hashed)
+{
+	if (hashed)
+		return hash_text(out, outsz, s, len);
 	if (len == 0)
 		return "<>";
-	return log_escape(out, outsz, s, len, TRIPLET_MAX_ADDR + 16);
+	return log_escape(out, outsz, s, len, TRIPLET_MAX_ADDR);
+}
+
+static void
+json_part(FILE *out, const char *s, size_t len, bool hashed)
+{
+	char hex[2 * PRIVACY_HASH_BYTES + 8];
+
+	if (hashed)
+		json_string(out, hash_text(hex, sizeof(hex), s, len));
+	else
+		json_mem(out, s, len);
 }
 
 /* ---- keys and arguments ------------------------------------------------------ */
 
-/* The three parts of a triplet key (CLIENT \0 SENDER \0 RECIPIENT). */
+/*
+ * The parts of a stored key: a triplet key, CLIENT \0 SENDER \0 RECIPIENT
+ * or with privacy 'h' and three keyed hashes; a client key (sender NULL),
+ * CLIENT or 'h' and one hash.  Client keys in text never start with 'h'
+ * (they are addresses, or Postfix's "unknown").
+ */
 struct key_parts {
+	bool hashed;
 	const char *client, *sender, *rcpt;
 	size_t client_len, sender_len, rcpt_len;
 };
+
+static bool
+split_hashed(const char *key, size_t len, struct key_parts *p)
+{
+	if (len != PRIVACY_KEY_LEN || key[0] != 'h')
+		return false;
+	p->hashed = true;
+	p->client = key + 1;
+	p->sender = p->client + PRIVACY_HASH_BYTES;
+	p->rcpt = p->sender + PRIVACY_HASH_BYTES;
+	p->client_len = p->sender_len = p->rcpt_len = PRIVACY_HASH_BYTES;
+	return true;
+}
 
 static bool
 split_key(const char *key, size_t len, struct key_parts *p)
@@ -283,6 +365,9 @@ split_key(const char *key, size_t len, struct key_parts *p)
 	const char *z1 = memchr(key, '\0', len);
 	const char *z2;
 
+	if (split_hashed(key, len, p))
+		return true;
+	p->hashed = false;
 	if (z1 == NULL)
 		return false;
 	z2 = memchr(z1 + 1, '\0', len - (size_t)(z1 + 1 - key));
@@ -297,6 +382,21 @@ split_key(const char *key, size_t len, struct key_parts *p)
 	return true;
 }
 
+static void
+client_parts(const char *key, size_t len, struct key_parts *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->hashed = len == PRIVACY_CLIENT_LEN && key[0] == 'h';
+	p->client = p->hashed ? key + 1 : key;
+	p->client_len = p->hashed ? PRIVACY_HASH_BYTES : len;
+}
+
+static bool
+hash_eq(const struct key_parts *p, const char *part, const uint8_t *hash)
+{
+	return p->hashed && memcmp(part, hash, PRIVACY_HASH_BYTES) == 0;
+}
+
 /* The null sender may be given as "" or "<>". */
 static const char *
 sender_arg(const char *s)
@@ -304,13 +404,44 @@ sender_arg(const char *s)
 	return strcmp(s, "<>") == 0 ? "" : s;
 }
 
+/* A triplet's key as shown (text) and as stored (hashed with privacy). */
+struct keyed {
+	struct triplet_key plain;
+	struct triplet_key stored;
+};
+
 static void
-build_key(const struct ctl *ctl, struct triplet_key *k, const char *client,
+store_form(const struct ctl *ctl, struct keyed *kd)
+{
+	kd->stored = kd->plain;
+	if (ctl->privacy_on)
+		privacy_apply(&ctl->privacy, &kd->stored);
+}
+
+/* Build the key as the daemon does; call after open_db() (privacy). */
+static void
+build_key(const struct ctl *ctl, struct keyed *kd, const char *client,
 	  const char *sender, const char *rcpt)
 {
 	sender = sender_arg(sender);
-	triplet_build(k, client, strlen(client), sender, strlen(sender), rcpt,
-		      strlen(rcpt), &ctl->topts);
+	triplet_build(&kd->plain, client, strlen(client), sender, strlen(sender),
+		      rcpt, strlen(rcpt), &ctl->topts);
+	store_form(ctl, kd);
+}
+
+/* The stored client key of a client text: itself, or 'h' and its hash. */
+static size_t
+client_store_key(const struct ctl *ctl, char *out, const char *client,
+		 size_t len)
+{
+	if (!ctl->privacy_on) {
+		memmove(out, client, len);
+		return len;
+	}
+	privacy_hash(&ctl->privacy, PRIVACY_CLIENT, client, len,
+		     (uint8_t *)out + 1);
+	out[0] = 'h';
+	return PRIVACY_CLIENT_LEN;
 }
 
 /* Parse "A/P" (a stored client key) into an address and prefix. */
@@ -435,7 +566,14 @@ cmd_whitelist_add(struct ctl *ctl, int argc, char **argv)
 		fprintf(stderr, "greyholdctl: cannot add entry: %s\n", strerror(-rc));
 		return EXIT_ERROR;
 	}
-	printf("added %s whitelist entry %s\n", argv[optind], e.entry);
+	if (ctl->json) {
+		printf("{\"added\":true,\"kind\":\"%s\",\"entry\":",
+		       argv[optind]);
+		json_string(stdout, e.entry);
+		printf("}\n");
+	} else {
+		printf("added %s whitelist entry %s\n", argv[optind], e.entry);
+	}
 	return 0;
 }
 
@@ -452,18 +590,19 @@ cmd_whitelist_del(struct ctl *ctl, int argc, char **argv)
 	if (open_db(ctl, OPEN_WRITE) < 0)
 		return EXIT_ERROR;
 	rc = db_wl_del(ctl->db, kind, argv[2]);
-	if (rc == -ENOENT) {
-		fprintf(stderr, "greyholdctl: no %s whitelist entry %s\n", argv[1],
-			argv[2]);
-		return EXIT_NOTFOUND;
-	}
-	if (rc < 0) {
+	if (rc < 0 && rc != -ENOENT) {
 		fprintf(stderr, "greyholdctl: cannot delete entry: %s\n",
 			strerror(-rc));
 		return EXIT_ERROR;
 	}
-	printf("deleted %s whitelist entry %s\n", argv[1], argv[2]);
-	return 0;
+	if (ctl->json)
+		printf("{\"deleted\":%s}\n", rc == 0 ? "true" : "false");
+	else if (rc == 0)
+		printf("deleted %s whitelist entry %s\n", argv[1], argv[2]);
+	else
+		fprintf(stderr, "greyholdctl: no %s whitelist entry %s\n",
+			argv[1], argv[2]);
+	return rc == 0 ? 0 : EXIT_NOTFOUND;
 }
 
 struct list_state {
@@ -536,8 +675,10 @@ struct filter {
 	bool clients;		/* list the auto-whitelist, not triplets */
 	bool has_client;
 	bool client_is_net;
+	bool client_is_addr;	/* a single address: hashed keys match too */
 	struct addr net;
 	unsigned prefix;
+	const char *client_arg;
 	char client_text[TRIPLET_MAX_CLIENT];
 	bool has_sender, has_rcpt;
 	char sender[TRIPLET_MAX_ADDR];
@@ -547,6 +688,11 @@ struct filter {
 	enum state_filter state;
 	int64_t older_than;	/* -1: any age */
 	uint64_t limit;		/* 0: no limit */
+	/* With privacy: the hashes of the above (hashed_filter()). */
+	bool hashed;
+	uint8_t client_hash[PRIVACY_HASH_BYTES];
+	uint8_t sender_hash[PRIVACY_HASH_BYTES];
+	uint8_t rcpt_hash[PRIVACY_HASH_BYTES];
 };
 
 struct lister {
@@ -561,8 +707,10 @@ parse_client_filter(struct filter *f, const char *text)
 	size_t len = strlen(text);
 
 	f->has_client = true;
+	f->client_arg = text;
 	if (parse_net(text, len, &f->net, &f->prefix)) {
 		f->client_is_net = true;
+		f->client_is_addr = strchr(text, '/') == NULL;
 		return 0;
 	}
 	if (strchr(text, '/') != NULL || len >= sizeof(f->client_text)) {
@@ -636,14 +784,45 @@ parse_filter_option(struct filter *f, int ch, const char *arg)
 	return -1;
 }
 
-static bool
-client_matches(const struct filter *f, const char *client, size_t len)
+/*
+ * Hash what the filter names, for hashed keys: the client (an address:
+ * the hash of its network, as the daemon keys it; a network or text
+ * cannot be hashed into anything that matches), sender and recipient.
+ */
+static void
+hashed_filter(const struct ctl *ctl, struct filter *f)
 {
+	char client[TRIPLET_MAX_CLIENT];
+	size_t len;
+
+	if (!ctl->privacy_on)
+		return;
+	f->hashed = true;
+	if (f->client_is_addr) {
+		triplet_client(client, sizeof(client), &len, f->client_arg,
+			       strlen(f->client_arg), &ctl->topts);
+		privacy_hash(&ctl->privacy, PRIVACY_CLIENT, client, len,
+			     f->client_hash);
+	}
+	privacy_hash(&ctl->privacy, PRIVACY_SENDER, f->sender, f->sender_len,
+		     f->sender_hash);
+	privacy_hash(&ctl->privacy, PRIVACY_RECIPIENT, f->rcpt, f->rcpt_len,
+		     f->rcpt_hash);
+}
+
+static bool
+client_matches(const struct filter *f, const struct key_parts *p)
+{
+	const char *client = p->client;
+	size_t len = p->client_len;
 	struct addr a;
 	unsigned prefix;
 
 	if (!f->has_client)
 		return true;
+	if (p->hashed)
+		return f->hashed && f->client_is_addr &&
+		       hash_eq(p, client, f->client_hash);
 	if (!f->client_is_net)
 		return len == strlen(f->client_text) &&
 		       memcmp(client, f->client_text, len) == 0;
@@ -651,6 +830,28 @@ client_matches(const struct filter *f, const char *client, size_t len)
 		return false;
 	/* Overlap: the record's network and the filter share a prefix. */
 	return addr_in_net(&a, &f->net, prefix < f->prefix ? prefix : f->prefix);
+}
+
+static bool
+part_matches(const struct filter *f, const struct key_parts *p,
+	     const char *part, size_t len, const char *text, size_t tlen,
+	     const uint8_t *hash)
+{
+	if (p->hashed)
+		return f->hashed && hash_eq(p, part, hash);
+	return len == tlen && memcmp(part, text, len) == 0;
+}
+
+static bool
+key_matches(const struct filter *f, const struct key_parts *p)
+{
+	return client_matches(f, p) &&
+	       (!f->has_sender || part_matches(f, p, p->sender, p->sender_len,
+					       f->sender, f->sender_len,
+					       f->sender_hash)) &&
+	       (!f->has_rcpt || part_matches(f, p, p->rcpt, p->rcpt_len,
+					     f->rcpt, f->rcpt_len,
+					     f->rcpt_hash));
 }
 
 static bool
@@ -684,12 +885,12 @@ print_record_json(const struct ctl *ctl, const struct key_parts *p,
 		  const struct record *r)
 {
 	printf("{\"client\":");
-	json_mem(stdout, p->client, p->client_len);
+	json_part(stdout, p->client, p->client_len, p->hashed);
 	if (p->sender != NULL) {
 		printf(",\"sender\":");
-		json_mem(stdout, p->sender, p->sender_len);
+		json_part(stdout, p->sender, p->sender_len, p->hashed);
 		printf(",\"recipient\":");
-		json_mem(stdout, p->rcpt, p->rcpt_len);
+		json_part(stdout, p->rcpt, p->rcpt_len, p->hashed);
 	}
 	printf(",\"state\":\"%s\",\"first_seen\":%" PRId64 ",\"last_seen\":%"
 	       PRId64 ",\"passes\":%" PRIu32 "}",
@@ -710,9 +911,10 @@ print_triplet_row(const struct key_parts *p, const struct record *r, bool head)
 	format_time(first, sizeof(first), r->first_seen);
 	format_time(last, sizeof(last), r->last_seen);
 	printf("%-18s %-30s %-30s %-7s %-20s %-20s %" PRIu32 "\n",
-	       shown(c, sizeof(c), p->client, p->client_len),
-	       shown(s, sizeof(s), p->sender, p->sender_len),
-	       shown(t, sizeof(t), p->rcpt, p->rcpt_len), triplet_state(r),
+	       shown(c, sizeof(c), p->client, p->client_len, p->hashed),
+	       shown(s, sizeof(s), p->sender, p->sender_len, p->hashed),
+	       shown(t, sizeof(t), p->rcpt, p->rcpt_len, p->hashed),
+	       triplet_state(r),
 	       first, last, r->passes);
 }
 
@@ -728,7 +930,7 @@ print_client_row(const struct ctl *ctl, const struct key_parts *p,
 	format_time(first, sizeof(first), r->first_seen);
 	format_time(last, sizeof(last), r->last_seen);
 	printf("%-43s %-8s %-20s %-20s %" PRIu32 "\n",
-	       shown(c, sizeof(c), p->client, p->client_len),
+	       shown(c, sizeof(c), p->client, p->client_len, p->hashed),
 	       client_state(ctl, r), first, last, r->passes);
 }
 
@@ -737,16 +939,12 @@ list_one(const char *key, size_t len, const struct record *r, void *arg)
 {
 	struct lister *l = arg;
 	const struct filter *f = l->f;
-	struct key_parts p = {key, NULL, NULL, len, 0, 0};
+	struct key_parts p;
 
+	client_parts(key, len, &p);
 	if (r == NULL || (!f->clients && !split_key(key, len, &p)))
 		return DB_WALK_KEEP;	/* undecodable: the sweep removes it */
-	if (!client_matches(f, p.client, p.client_len) ||
-	    (f->has_sender && (p.sender_len != f->sender_len ||
-			       memcmp(p.sender, f->sender, f->sender_len) != 0)) ||
-	    (f->has_rcpt && (p.rcpt_len != f->rcpt_len ||
-			     memcmp(p.rcpt, f->rcpt, f->rcpt_len) != 0)) ||
-	    !record_matches(l, r))
+	if (!key_matches(f, &p) || !record_matches(l, r))
 		return DB_WALK_KEEP;
 	if (l->ctl->json) {
 		if (l->n > 0)
@@ -810,6 +1008,7 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		return EXIT_ERROR;
 	if (open_db(ctl, OPEN_READ) < 0)
 		return EXIT_ERROR;
+	hashed_filter(ctl, &f);
 	if (ctl->json)
 		putchar('[');
 	rc = db_walk(ctl->db, f.clients ? DB_CLIENTS : DB_TRIPLETS, false,
@@ -835,16 +1034,17 @@ key_parts_of(const struct triplet_key *k, struct key_parts *p)
 }
 
 static void
-print_key_human(const struct triplet_key *k)
+print_key_human(const struct ctl *ctl, const struct keyed *kd)
 {
 	struct key_parts p;
 	char c[SHOWN_MAX], s[SHOWN_MAX], t[SHOWN_MAX];
 
-	key_parts_of(k, &p);
-	printf("key:        client %s, sender %s, recipient %s\n",
-	       shown(c, sizeof(c), p.client, p.client_len),
-	       shown(s, sizeof(s), p.sender, p.sender_len),
-	       shown(t, sizeof(t), p.rcpt, p.rcpt_len));
+	key_parts_of(&kd->plain, &p);
+	printf("key:        client %s, sender %s, recipient %s%s\n",
+	       shown(c, sizeof(c), p.client, p.client_len, false),
+	       shown(s, sizeof(s), p.sender, p.sender_len, false),
+	       shown(t, sizeof(t), p.rcpt, p.rcpt_len, false),
+	       ctl->privacy_on ? " (stored as keyed hashes)" : "");
 }
 
 static void
@@ -894,68 +1094,70 @@ lookup(struct ctl *ctl, enum db_table t, const char *key, size_t len,
 	return db_failed("cannot read the database", rc);
 }
 
-/* Opens an object: {"key":{...} */
+/* Opens an object: {"key":{...},"hashed":B */
 static void
-print_key_json(const struct triplet_key *k)
+print_key_json(const struct ctl *ctl, const struct keyed *kd)
 {
 	struct key_parts p;
 
-	key_parts_of(k, &p);
+	key_parts_of(&kd->plain, &p);
 	printf("{\"key\":{\"client\":");
 	json_mem(stdout, p.client, p.client_len);
 	printf(",\"sender\":");
 	json_mem(stdout, p.sender, p.sender_len);
 	printf(",\"recipient\":");
 	json_mem(stdout, p.rcpt, p.rcpt_len);
-	printf("}");
+	printf("},\"hashed\":%s", ctl->privacy_on ? "true" : "false");
 }
 
+/* A record under the plain (shown) key parts. */
 static void
-print_client_json(const struct ctl *ctl, const struct triplet_key *k,
-		  const struct record *c)
+print_plain_json(const struct ctl *ctl, const struct keyed *kd, bool client,
+		 const struct record *r)
 {
-	struct key_parts cp = {k->client, NULL, NULL, k->client_len, 0, 0};
+	struct key_parts p;
 
-	if (c != NULL)
-		print_record_json(ctl, &cp, c);
-	else
+	if (r == NULL) {
 		printf("null");
+		return;
+	}
+	key_parts_of(&kd->plain, &p);
+	if (client)
+		p.sender = NULL;
+	print_record_json(ctl, &p, r);
 }
 
 static int
 cmd_show(struct ctl *ctl, int argc, char **argv)
 {
-	struct triplet_key k;
-	struct key_parts p;
+	struct keyed kd;
 	struct record r, c;
 	bool found, cfound;
 
 	if (argc != 4)
 		return -1;
-	build_key(ctl, &k, argv[1], argv[2], argv[3]);
 	if (open_db(ctl, OPEN_READ) < 0)
 		return EXIT_ERROR;
-	if (lookup(ctl, DB_TRIPLETS, k.key, k.key_len, &r, &found) != 0 ||
-	    lookup(ctl, DB_CLIENTS, k.client, k.client_len, &c, &cfound) != 0)
+	build_key(ctl, &kd, argv[1], argv[2], argv[3]);
+	if (lookup(ctl, DB_TRIPLETS, kd.stored.key, kd.stored.key_len, &r,
+		   &found) != 0 ||
+	    lookup(ctl, DB_CLIENTS, kd.stored.client, kd.stored.client_len, &c,
+		   &cfound) != 0)
 		return EXIT_ERROR;
-	key_parts_of(&k, &p);
 	if (ctl->json) {
-		print_key_json(&k);
+		print_key_json(ctl, &kd);
 		printf(",\"triplet\":");
-		if (found)
-			print_record_json(ctl, &p, &r);
-		else
-			printf("null");
+		print_plain_json(ctl, &kd, false, found ? &r : NULL);
 		printf(",\"client\":");
-		print_client_json(ctl, &k, cfound ? &c : NULL);
+		print_plain_json(ctl, &kd, true, cfound ? &c : NULL);
 		printf("}\n");
 	} else {
-		print_key_human(&k);
+		print_key_human(ctl, &kd);
 		if (found)
 			print_triplet_human(ctl, &r);
 		else
 			printf("triplet:    not in the database\n");
-		print_client_human(ctl, k.client, cfound ? &c : NULL);
+		print_client_human(ctl, kd.plain.client, cfound ? &c : NULL);
 	}
 	return found ? 0 : EXIT_NOTFOUND;
 }
@@ -963,15 +1165,16 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 static int
 cmd_delete(struct ctl *ctl, int argc, char **argv)
 {
-	struct triplet_key k;
+	struct keyed kd;
 	int rc;
 
 	if (argc != 4)
 		return -1;
-	build_key(ctl, &k, argv[1], argv[2], argv[3]);
 	if (open_db(ctl, OPEN_WRITE) < 0)
 		return EXIT_ERROR;
-	rc = db_record_del(ctl->db, DB_TRIPLETS, k.key, k.key_len);
+	build_key(ctl, &kd, argv[1], argv[2], argv[3]);
+	rc = db_record_del(ctl->db, DB_TRIPLETS, kd.stored.key,
+			   kd.stored.key_len);
 	if (rc < 0 && rc != -ENOENT)
 		return db_failed("cannot delete", rc);
 	if (ctl->json)
@@ -1012,8 +1215,8 @@ mark_passed(const struct record *cur, struct record *out, void *arg)
 static int
 pass_client(struct ctl *ctl, const char *ip)
 {
-	char client[TRIPLET_MAX_CLIENT];
-	size_t len;
+	char client[TRIPLET_MAX_CLIENT], key[TRIPLET_MAX_CLIENT];
+	size_t len, klen;
 	struct pass_arg a = {ctl->now, ctl->params.awl_passes, false, {0, 0, 0}};
 	int rc;
 
@@ -1030,7 +1233,8 @@ pass_client(struct ctl *ctl, const char *ip)
 	}
 	if (open_db(ctl, OPEN_WRITE) < 0)
 		return EXIT_ERROR;
-	rc = db_record_update(ctl->db, DB_CLIENTS, client, len, mark_passed, &a);
+	klen = client_store_key(ctl, key, client, len);
+	rc = db_record_update(ctl->db, DB_CLIENTS, key, klen, mark_passed, &a);
 	if (rc < 0)
 		return db_failed("cannot update the client", rc);
 	if (ctl->json)
@@ -1045,15 +1249,15 @@ pass_client(struct ctl *ctl, const char *ip)
 static int
 pass_triplet(struct ctl *ctl, char **argv)
 {
-	struct triplet_key k;
+	struct keyed kd;
 	struct pass_arg a = {ctl->now, 1, false, {0, 0, 0}};
 	int rc;
 
-	build_key(ctl, &k, argv[0], argv[1], argv[2]);
 	if (open_db(ctl, OPEN_WRITE) < 0)
 		return EXIT_ERROR;
-	rc = db_record_update(ctl->db, DB_TRIPLETS, k.key, k.key_len,
-			      mark_passed, &a);
+	build_key(ctl, &kd, argv[0], argv[1], argv[2]);
+	rc = db_record_update(ctl->db, DB_TRIPLETS, kd.stored.key,
+			      kd.stored.key_len, mark_passed, &a);
 	if (rc < 0)
 		return db_failed("cannot update the triplet", rc);
 	if (ctl->json)
@@ -1096,7 +1300,7 @@ struct explanation {
 	const char *reason;		/* as the daemon logs it */
 	char rule[WHITELIST_MAX_ENTRY + DB_WL_COMMENT_MAX + 64];
 	char reply[ANSWER_REPLY_MAX];
-	struct triplet_key key;
+	struct keyed key;
 	size_t live_entries;
 	bool wl_checked;		/* reached the whitelists */
 	bool awl_checked;		/* reached the auto-whitelist */
@@ -1233,10 +1437,11 @@ static int
 check_awl(struct ctl *ctl, struct explanation *x)
 {
 	x->awl_checked = true;
-	x->awl_on = ctl->params.awl_passes > 0 && x->key.client_is_net;
+	x->awl_on = ctl->params.awl_passes > 0 && x->key.plain.client_is_net;
 	if (!x->awl_on)
 		return 0;
-	if (lookup(ctl, DB_CLIENTS, x->key.client, x->key.client_len,
+	if (lookup(ctl, DB_CLIENTS, x->key.stored.client,
+		   x->key.stored.client_len,
 		   &x->client, &x->have_client) != 0)
 		return EXIT_ERROR;
 	if (engine_client_listed(x->have_client ? &x->client : NULL, ctl->now,
@@ -1265,8 +1470,8 @@ check_triplet(struct ctl *ctl, const struct policy_request *r,
 	char domain[256], host[256];
 
 	x->triplet_looked_up = true;
-	if (lookup(ctl, DB_TRIPLETS, x->key.key, x->key.key_len, &x->triplet,
-		   &x->have_triplet) != 0)
+	if (lookup(ctl, DB_TRIPLETS, x->key.stored.key, x->key.stored.key_len,
+		   &x->triplet, &x->have_triplet) != 0)
 		return EXIT_ERROR;
 	/* On copies: the result is shown, never stored. */
 	engine_triplet(x->have_triplet ? &x->triplet : NULL, ctl->now,
@@ -1290,9 +1495,10 @@ explain(struct ctl *ctl, const struct policy_request *r, struct explanation *x)
 {
 	int rc;
 
-	triplet_build(&x->key, r->client_address.ptr, r->client_address.len,
-		      r->sender.ptr, r->sender.len, r->recipient.ptr,
-		      r->recipient.len, &ctl->topts);
+	triplet_build(&x->key.plain, r->client_address.ptr,
+		      r->client_address.len, r->sender.ptr, r->sender.len,
+		      r->recipient.ptr, r->recipient.len, &ctl->topts);
+	store_form(ctl, &x->key);
 	answer_dunno(x->reply, sizeof(x->reply));
 	if (answer_classify(r, ctl->cfg) == ANSWER_AUTHENTICATED) {
 		x->pass = true;
@@ -1324,7 +1530,7 @@ reply_line(struct explanation *x)
 static void
 print_explanation_json(const struct ctl *ctl, struct explanation *x)
 {
-	print_key_json(&x->key);
+	print_key_json(ctl, &x->key);
 	printf(",\"action\":\"%s\",\"reason\":", x->pass ? "pass" : "defer");
 	json_string(stdout, x->reason);
 	printf(",\"rule\":");
@@ -1334,16 +1540,11 @@ print_explanation_json(const struct ctl *ctl, struct explanation *x)
 	printf(",\"seconds_left\":%" PRId64 ",\"live_whitelist_entries\":%zu"
 	       ",\"client\":", x->pass ? 0 : x->verdict.seconds_left,
 	       x->live_entries);
-	print_client_json(ctl, &x->key, x->have_client ? &x->client : NULL);
+	print_plain_json(ctl, &x->key, true,
+			 x->have_client ? &x->client : NULL);
 	printf(",\"triplet\":");
-	if (x->have_triplet) {
-		struct key_parts p;
-
-		key_parts_of(&x->key, &p);
-		print_record_json(ctl, &p, &x->triplet);
-	} else {
-		printf("null");
-	}
+	print_plain_json(ctl, &x->key, false,
+			 x->have_triplet ? &x->triplet : NULL);
 	printf(",\"changed\":false}\n");
 }
 
@@ -1365,7 +1566,7 @@ print_verdict_human(const struct explanation *x)
 static void
 print_explanation_human(const struct ctl *ctl, struct explanation *x)
 {
-	print_key_human(&x->key);
+	print_key_human(ctl, &x->key);
 	if (x->wl_checked && x->rule[0] == '\0')
 		printf("whitelists: no entry matches (files and %zu live "
 		       "entr%s)\n", x->live_entries,
@@ -1375,7 +1576,7 @@ print_explanation_human(const struct ctl *ctl, struct explanation *x)
 		       ctl->params.awl_passes == 0 ? "off" :
 		       "not used for this client (no usable address)");
 	else if (x->awl_checked)
-		print_client_human(ctl, x->key.client,
+		print_client_human(ctl, x->key.plain.client,
 				   x->have_client ? &x->client : NULL);
 	if (x->triplet_looked_up && x->have_triplet)
 		print_triplet_human(ctl, &x->triplet);
@@ -1629,7 +1830,7 @@ sample_json(const char *name, const char *value, bool first)
 	if (!first)
 		putchar(',');
 	json_string(stdout, name);
-	if (*end == '\0' && end != value)
+	if (*end == '\0' && end != value && isfinite(v))
 		printf(":%.17g", v);
 	else
 		printf(":null");
@@ -1798,17 +1999,47 @@ cmd_expire(struct ctl *ctl, int argc, char **argv)
 struct forget {
 	bool by_ip;
 	struct addr ip;
-	char lower[TRIPLET_MAX_ADDR];	/* the address, lower case */
-	size_t lower_len;
+	char base[TRIPLET_MAX_ADDR];	/* lower case, no +extension */
+	size_t base_len;
 	char sender[TRIPLET_MAX_ADDR];	/* normalised as a sender */
 	size_t sender_len;
 	size_t triplets, clients, wl_entries;
+	/*
+	 * With privacy: hashes of the forms that can be hashed (a hash has
+	 * no case or +extension to compare): the client network of the IP;
+	 * the address normalised as a sender and without +extension; as a
+	 * recipient as given (lower case) and without +extension.
+	 */
+	bool hashed;
+	uint8_t client_h[PRIVACY_HASH_BYTES];
+	uint8_t sender_h[2][PRIVACY_HASH_BYTES];
+	uint8_t rcpt_h[2][PRIVACY_HASH_BYTES];
 };
 
 static bool
 mem_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
 	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/*
+ * An address in lower case without its +extension, into out
+ * (TRIPLET_MAX_ADDR bytes): every variant of one mailbox gives one text.
+ */
+static size_t
+mailbox_base(char *out, const char *addr, size_t len)
+{
+	size_t n = triplet_normalise_recipient(out, addr, len);
+	char *at = memchr(out, '@', n);
+	size_t local = at != NULL ? (size_t)(at - out) : n;
+	char *plus = local > 1 ? memchr(out + 1, '+', local - 1) : NULL;
+
+	if (plus == NULL)
+		return n;
+	if (at == NULL)
+		return (size_t)(plus - out);
+	memmove(plus, at, (size_t)(out + n - at));
+	return n - (size_t)(at - plus);
 }
 
 static bool
@@ -1821,6 +2052,53 @@ net_contains(const char *client, size_t len, const struct addr *ip)
 	       net.family == ip->family && addr_in_net(ip, &net, prefix);
 }
 
+static bool
+mailbox_is(const struct forget *f, const char *addr, size_t len)
+{
+	char base[TRIPLET_MAX_ADDR];
+	size_t n = mailbox_base(base, addr, len);
+
+	return mem_eq(base, n, f->base, f->base_len);
+}
+
+static void
+forget_hashes(const struct ctl *ctl, struct forget *f, const char *arg)
+{
+	const struct privacy *pv = &ctl->privacy;
+	char text[TRIPLET_MAX_ADDR];
+	size_t len;
+
+	if (!ctl->privacy_on)
+		return;
+	f->hashed = true;
+	if (f->by_ip) {
+		triplet_client(text, sizeof(text), &len, arg, strlen(arg),
+			       &ctl->topts);
+		privacy_hash(pv, PRIVACY_CLIENT, text, len, f->client_h);
+		return;
+	}
+	len = triplet_normalise_recipient(text, arg, strlen(arg));
+	privacy_hash(pv, PRIVACY_SENDER, f->sender, f->sender_len, f->sender_h[0]);
+	privacy_hash(pv, PRIVACY_SENDER, f->base, f->base_len, f->sender_h[1]);
+	privacy_hash(pv, PRIVACY_RECIPIENT, text, len, f->rcpt_h[0]);
+	privacy_hash(pv, PRIVACY_RECIPIENT, f->base, f->base_len, f->rcpt_h[1]);
+}
+
+static bool
+forget_hashed(const struct forget *f, const struct key_parts *p)
+{
+	if (!f->hashed)
+		return false;
+	if (f->by_ip)
+		return hash_eq(p, p->client, f->client_h);
+	for (int i = 0; i < 2; i++) {
+		if (hash_eq(p, p->sender, f->sender_h[i]) ||
+		    hash_eq(p, p->rcpt, f->rcpt_h[i]))
+			return true;
+	}
+	return false;
+}
+
 static int
 forget_triplet(const char *key, size_t len, const struct record *r, void *arg)
 {
@@ -1831,12 +2109,14 @@ forget_triplet(const char *key, size_t len, const struct record *r, void *arg)
 	(void)r;
 	if (!split_key(key, len, &p))
 		return DB_WALK_KEEP;
-	if (f->by_ip)
+	if (p.hashed)
+		hit = forget_hashed(f, &p);
+	else if (f->by_ip)
 		hit = net_contains(p.client, p.client_len, &f->ip);
 	else
 		hit = mem_eq(p.sender, p.sender_len, f->sender, f->sender_len) ||
-		      mem_eq(p.sender, p.sender_len, f->lower, f->lower_len) ||
-		      mem_eq(p.rcpt, p.rcpt_len, f->lower, f->lower_len);
+		      mailbox_is(f, p.sender, p.sender_len) ||
+		      mailbox_is(f, p.rcpt, p.rcpt_len);
 	if (!hit)
 		return DB_WALK_KEEP;
 	f->triplets++;
@@ -1847,9 +2127,11 @@ static int
 forget_client(const char *key, size_t len, const struct record *r, void *arg)
 {
 	struct forget *f = arg;
+	struct key_parts p;
 
 	(void)r;
-	if (!net_contains(key, len, &f->ip))
+	client_parts(key, len, &p);
+	if (p.hashed ? !forget_hashed(f, &p) : !net_contains(key, len, &f->ip))
 		return DB_WALK_KEEP;
 	f->clients++;
 	return DB_WALK_DELETE;
@@ -1860,8 +2142,7 @@ count_wl_mentions(const struct db_wl_entry *e, void *arg)
 {
 	struct forget *f = arg;
 
-	if (strlen(e->entry) == f->lower_len &&
-	    strncasecmp(e->entry, f->lower, f->lower_len) == 0)
+	if (mailbox_is(f, e->entry, strlen(e->entry)))
 		f->wl_entries++;
 	return 0;
 }
@@ -1878,7 +2159,7 @@ parse_forget_target(struct forget *f, const char *arg)
 			"an IP address, not '%s'\n", arg);
 		return -1;
 	}
-	f->lower_len = triplet_normalise_recipient(f->lower, arg, len);
+	f->base_len = mailbox_base(f->base, arg, len);
 	f->sender_len = triplet_normalise_sender(f->sender, arg, len);
 	return 0;
 }
@@ -1896,6 +2177,7 @@ cmd_forget(struct ctl *ctl, int argc, char **argv)
 		return EXIT_ERROR;
 	if (open_db(ctl, OPEN_WRITE) < 0)
 		return EXIT_ERROR;
+	forget_hashes(ctl, &f, argv[1]);
 	rc = db_walk(ctl->db, DB_TRIPLETS, true, forget_triplet, &f);
 	if (rc == 0 && f.by_ip)
 		rc = db_walk(ctl->db, DB_CLIENTS, true, forget_client, &f);
@@ -1920,7 +2202,7 @@ cmd_forget(struct ctl *ctl, int argc, char **argv)
 			       f.wl_entries, f.wl_entries == 1 ? "y" : "ies",
 			       f.wl_entries == 1 ? "s" : "");
 	}
-	return f.triplets + f.clients + f.wl_entries > 0 ? 0 : EXIT_NOTFOUND;
+	return f.triplets + f.clients > 0 ? 0 : EXIT_NOTFOUND;
 }
 
 /* ---- batches of merged records (load, import-postgrey) ------------------ */
@@ -1973,7 +2255,9 @@ batch_add(struct batch *b, enum db_table table, const char *key, size_t len,
  *   W KIND ADDED EXPIRES ENTRY COMMENT              a live whitelist entry
  * Times are unix seconds.  In text fields every byte outside printable
  * ASCII, and tab, backslash and '%', is written %XX (two upper-case hex
- * digits).  Lines starting with '#' and empty lines are ignored.
+ * digits).  Lines starting with '#' and empty lines are ignored.  Records
+ * kept with privacy = yes are "TH" and "CH" lines whose key parts are the
+ * keyed hashes in lower-case hex.
  */
 struct dumper {
 	FILE *out;
@@ -1993,11 +2277,24 @@ dump_field(FILE *out, const char *s, size_t len)
 	}
 }
 
+/* A key part: escaped text, or a hash in hex. */
 static void
-dump_record_head(FILE *out, char type, const struct record *r)
+dump_part(FILE *out, const char *s, size_t len, bool hashed)
 {
-	fprintf(out, "%c\t%" PRId64 "\t%" PRId64 "\t%" PRIu32 "\t", type,
-		r->first_seen, r->last_seen, r->passes);
+	if (!hashed) {
+		dump_field(out, s, len);
+		return;
+	}
+	for (size_t i = 0; i < len; i++)
+		fprintf(out, "%02x", (unsigned char)s[i]);
+}
+
+static void
+dump_record_head(FILE *out, const char *type, bool hashed,
+		 const struct record *r)
+{
+	fprintf(out, "%s%s\t%" PRId64 "\t%" PRId64 "\t%" PRIu32 "\t", type,
+		hashed ? "H" : "", r->first_seen, r->last_seen, r->passes);
 }
 
 static int
@@ -2010,12 +2307,12 @@ dump_triplet(const char *key, size_t len, const struct record *r, void *arg)
 		d->skipped++;
 		return DB_WALK_KEEP;
 	}
-	dump_record_head(d->out, 'T', r);
-	dump_field(d->out, p.client, p.client_len);
+	dump_record_head(d->out, "T", p.hashed, r);
+	dump_part(d->out, p.client, p.client_len, p.hashed);
 	putc('\t', d->out);
-	dump_field(d->out, p.sender, p.sender_len);
+	dump_part(d->out, p.sender, p.sender_len, p.hashed);
 	putc('\t', d->out);
-	dump_field(d->out, p.rcpt, p.rcpt_len);
+	dump_part(d->out, p.rcpt, p.rcpt_len, p.hashed);
 	putc('\n', d->out);
 	d->triplets++;
 	return ferror(d->out) ? -EIO : DB_WALK_KEEP;
@@ -2025,13 +2322,15 @@ static int
 dump_client(const char *key, size_t len, const struct record *r, void *arg)
 {
 	struct dumper *d = arg;
+	struct key_parts p;
 
 	if (r == NULL) {
 		d->skipped++;
 		return DB_WALK_KEEP;
 	}
-	dump_record_head(d->out, 'C', r);
-	dump_field(d->out, key, len);
+	client_parts(key, len, &p);
+	dump_record_head(d->out, "C", p.hashed, r);
+	dump_part(d->out, p.client, p.client_len, p.hashed);
 	putc('\n', d->out);
 	d->clients++;
 	return ferror(d->out) ? -EIO : DB_WALK_KEEP;
@@ -2062,7 +2361,8 @@ open_output(const char *path)
 
 	if (path == NULL || strcmp(path, "-") == 0)
 		return stdout;
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Truncated only once the database is open (start_output()). */
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (f == NULL) {
 		fprintf(stderr, "greyholdctl: cannot write %s: %s\n", path,
@@ -2071,6 +2371,17 @@ open_output(const char *path)
 			close(fd);
 	}
 	return f;
+}
+
+/* Empty an existing output file; returns 0 or -1 after saying why. */
+static int
+start_output(FILE *f, const char *path)
+{
+	if (f == stdout || ftruncate(fileno(f), 0) == 0)
+		return 0;
+	fprintf(stderr, "greyholdctl: cannot write %s: %s\n", path,
+		strerror(errno));
+	return -1;
 }
 
 /* Flush, sync and close; returns 0 or -1 after saying why. */
@@ -2101,7 +2412,7 @@ cmd_dump(struct ctl *ctl, int argc, char **argv)
 	d.out = open_output(path);
 	if (d.out == NULL)
 		return EXIT_ERROR;
-	if (open_db(ctl, OPEN_READ) < 0) {
+	if (open_db(ctl, OPEN_READ) < 0 || start_output(d.out, path) < 0) {
 		if (d.out != stdout)
 			fclose(d.out);
 		return EXIT_ERROR;
@@ -2300,6 +2611,45 @@ load_triplet(struct loader *l)
 	return batch_add(&l->b, DB_TRIPLETS, key, len, &r);
 }
 
+/* A hashed key part: exactly PRIVACY_HASH_BYTES bytes in hex. */
+static bool
+field_hash(const struct field *f, char *out)
+{
+	if (f->len != 2 * PRIVACY_HASH_BYTES)
+		return false;
+	for (size_t i = 0; i < PRIVACY_HASH_BYTES; i++) {
+		int hi = hexval(f->buf[2 * i]), lo = hexval(f->buf[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+/* TH/CH: a record kept with privacy; nf parts of hashes from field 4. */
+static int
+load_hashed(struct loader *l, enum db_table table, size_t nparts)
+{
+	char key[PRIVACY_KEY_LEN];
+	struct record r;
+	int rc;
+
+	if (l->nf != 4 + nparts)
+		return load_error(l, "a %s line has %zu fields",
+				  table == DB_TRIPLETS ? "TH" : "CH", 4 + nparts);
+	rc = load_record_fields(l, &r);
+	if (rc < 0)
+		return rc;
+	key[0] = 'h';
+	for (size_t i = 0; i < nparts; i++) {
+		if (!field_hash(&l->f[4 + i], key + 1 + i * PRIVACY_HASH_BYTES))
+			return load_error(l, "field %zu: not %d hex digits",
+					  5 + i, 2 * PRIVACY_HASH_BYTES);
+	}
+	return batch_add(&l->b, table, key, 1 + nparts * PRIVACY_HASH_BYTES, &r);
+}
+
 static int
 load_client(struct loader *l)
 {
@@ -2398,7 +2748,12 @@ load_line(struct loader *l, char *line, size_t len)
 		return load_client(l);
 	if (field_is(&l->f[0], "W"))
 		return load_wl(l);
-	return load_error(l, "unknown record type (expected T, C or W)");
+	if (field_is(&l->f[0], "TH"))
+		return load_hashed(l, DB_TRIPLETS, 3);
+	if (field_is(&l->f[0], "CH"))
+		return load_hashed(l, DB_CLIENTS, 1);
+	return load_error(l, "unknown record type (expected T, C, W, TH or "
+			  "CH)");
 }
 
 /* Read every line; the batch is flushed whatever happens. */
@@ -2516,6 +2871,13 @@ cmd_load(struct ctl *ctl, int argc, char **argv)
  * three octets ("192.0.2").  A triplet has passed when LAST - FIRST is at
  * least postgrey's delay.  With --privacy keys are SHA-1 digests, which
  * cannot be turned back into keys.
+ *
+ * postgrey writes through a transactional environment: what it did last
+ * may be only in its log files (always, if it was killed).  So the files
+ * are copied to a private directory, recovered there with db_recover, and
+ * dumped to text files there, all before this process gives up root; the
+ * directory is removed and the open text files read afterwards.  postgrey's
+ * own files are only read.
  */
 #define PG_MAX_LINE 4096
 
@@ -2527,67 +2889,203 @@ struct pg_import {
 	struct batch b;
 };
 
-struct pg_reader {
-	pid_t pid;
-	FILE *out;
-	char file[PATH_MAX];
+/* db_dump's text of each database; unlinked, read after the switch. */
+struct pg_source {
+	FILE *triplets;
+	FILE *clients;		/* NULL when postgrey kept none */
 };
 
-/* Start db_dump -p FILE with its output on a pipe. */
+/*
+ * Run a Berkeley DB tool (Debian names it both "db_NAME" and
+ * "db5.3_NAME") and wait for it.  Returns 0, or -1 after saying why.
+ */
 static int
-pg_spawn(struct pg_reader *r, const char *file)
+run_db_tool(const char *name, const char *const args[])
 {
-	int fds[2];
+	char cmd[32], alt[32];
+	char *argv[8];
+	pid_t pid;
+	int status = 0, i;
 
-	snprintf(r->file, sizeof(r->file), "%s", file);
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	r->pid = fork();
-	if (r->pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return -errno;
+	snprintf(cmd, sizeof(cmd), "db_%s", name);
+	snprintf(alt, sizeof(alt), "db5.3_%s", name);
+	argv[0] = cmd;
+	for (i = 0; i < 6 && args[i] != NULL; i++)
+		argv[i + 1] = (char *)args[i];	/* exec's classic signature */
+	argv[i + 1] = NULL;
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "greyholdctl: cannot run %s: %s\n", cmd,
+			strerror(errno));
+		return -1;
 	}
-	if (r->pid == 0) {
-		dup2(fds[1], STDOUT_FILENO);
-		execlp("db_dump", "db_dump", "-p", file, (char *)NULL);
-		execlp("db5.3_dump", "db5.3_dump", "-p", file, (char *)NULL);
+	if (pid == 0) {
+		execvp(cmd, argv);
+		argv[0] = alt;
+		execvp(alt, argv);
 		_exit(127);
 	}
-	close(fds[1]);
-	r->out = fdopen(fds[0], "r");
-	if (r->out == NULL) {
-		close(fds[0]);
-		return -errno;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		fprintf(stderr, "greyholdctl: %s not found: install Berkeley DB's "
+			"utilities (Debian: apt-get install db-util)\n", cmd);
+	else
+		fprintf(stderr, "greyholdctl: %s failed\n", cmd);
+	return -1;
+}
+
+/* Copy a file into dir; 0, -ENOENT when there is none, or -1 (said why). */
+static int
+copy_into(const char *dir, const char *from_dir, const char *name)
+{
+	char from[PATH_MAX], to[PATH_MAX], buf[65536];
+	ssize_t n = 0;
+	int in, out, rc = 0;
+
+	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
+	snprintf(to, sizeof(to), "%s/%s", dir, name);
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0 && errno == ENOENT)
+		return -ENOENT;
+	out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+				 0600);
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0 && rc == 0)
+		rc = write(out, buf, (size_t)n) == n ? 0 : -1;
+	if (in < 0 || out < 0 || n < 0 || rc < 0) {
+		fprintf(stderr, "greyholdctl: cannot copy %s: %s\n", from,
+			strerror(errno));
+		rc = -1;
+	}
+	if (out >= 0 && close(out) < 0)
+		rc = -1;
+	if (in >= 0)
+		close(in);
+	return rc;
+}
+
+static bool
+is_log_file(const char *name)
+{
+	if (strncmp(name, "log.", 4) != 0 || name[4] == '\0')
+		return false;
+	for (name += 4; *name != '\0'; name++) {
+		if (!isdigit((unsigned char)*name))
+			return false;
+	}
+	return true;
+}
+
+/* Copy postgrey's log files; returns how many, or -1. */
+static int
+copy_logs(const char *tmp, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL) {
+		fprintf(stderr, "greyholdctl: cannot read %s: %s\n", dir,
+			strerror(errno));
+		return -1;
+	}
+	while (n >= 0 && (e = readdir(d)) != NULL) {
+		if (is_log_file(e->d_name))
+			n = copy_into(tmp, dir, e->d_name) == 0 ? n + 1 : -1;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Remove the private directory and everything in it. */
+static void
+remove_tmp(const char *tmp)
+{
+	char path[PATH_MAX];
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", tmp,
+				     e->d_name) < sizeof(path))
+			unlink(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(tmp);
+}
+
+/* db_dump one copied database into a text file there, and open it. */
+static FILE *
+dump_copy(const char *tmp, const char *db, const char *txt)
+{
+	char dbpath[PATH_MAX], txtpath[PATH_MAX];
+	const char *const args[] = {"-p", "-f", txtpath, dbpath, NULL};
+	FILE *f;
+
+	snprintf(dbpath, sizeof(dbpath), "%s/%s", tmp, db);
+	snprintf(txtpath, sizeof(txtpath), "%s/%s", tmp, txt);
+	if (run_db_tool("dump", args) < 0)
+		return NULL;
+	f = fopen(txtpath, "re");
+	if (f == NULL)
+		fprintf(stderr, "greyholdctl: cannot read %s: %s\n", txtpath,
+			strerror(errno));
+	return f;
+}
+
+/* Copy, recover and dump postgrey's databases in the private dir tmp. */
+static int
+pg_dump_in(const char *tmp, const char *dir, struct pg_source *src)
+{
+	const char *const recover[] = {"-h", tmp, NULL};
+	int rc = copy_into(tmp, dir, "postgrey.db");
+	int clients, logs;
+
+	if (rc == -ENOENT)
+		fprintf(stderr, "greyholdctl: no postgrey.db in %s\n", dir);
+	if (rc != 0)
+		return -1;
+	clients = copy_into(tmp, dir, "postgrey_clients.db");
+	if (clients == -1)
+		return -1;
+	logs = copy_logs(tmp, dir);
+	if (logs < 0 || (logs > 0 && run_db_tool("recover", recover) < 0))
+		return -1;
+	src->triplets = dump_copy(tmp, "postgrey.db", "triplets.txt");
+	if (src->triplets == NULL)
+		return -1;
+	if (clients == 0) {
+		src->clients = dump_copy(tmp, "postgrey_clients.db",
+					 "clients.txt");
+		if (src->clients == NULL)
+			return -1;
 	}
 	return 0;
 }
 
-/* Close the pipe and reap db_dump; returns 0, or -1 (said why if report). */
 static int
-pg_finish(struct pg_reader *r, bool report)
+pg_prepare(const char *dir, struct pg_source *src)
 {
-	int status = 0;
+	const char *base = getenv("TMPDIR");
+	char tmp[PATH_MAX];
+	int rc;
 
-	if (r->out != NULL)
-		fclose(r->out);
-	r->out = NULL;
-	if (r->pid <= 0)
-		return 0;
-	while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
-		;
-	r->pid = 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (!report)
+	if (base == NULL || base[0] != '/')
+		base = "/tmp";
+	snprintf(tmp, sizeof(tmp), "%s/greyholdctl-postgrey.XXXXXX", base);
+	if (mkdtemp(tmp) == NULL) {
+		fprintf(stderr, "greyholdctl: cannot create a directory in %s: "
+			"%s\n", base, strerror(errno));
 		return -1;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		fprintf(stderr, "greyholdctl: db_dump not found: install "
-			"Berkeley DB's utilities (Debian: apt-get install "
-			"db-util)\n");
-	else
-		fprintf(stderr, "greyholdctl: db_dump failed on %s\n", r->file);
-	return -1;
+	}
+	rc = pg_dump_in(tmp, dir, src);
+	remove_tmp(tmp);
+	return rc;
 }
 
 /* Decode one db_dump -p data line (after its leading space) in place. */
@@ -2721,6 +3219,7 @@ pg_split(const char *k, size_t len, struct key_parts *p)
 
 	if (slash == NULL)
 		return false;
+	p->hashed = false;
 	p->client = k;
 	p->client_len = (size_t)(slash - k);
 	rest = slash + 1;
@@ -2750,7 +3249,7 @@ pg_triplet(struct pg_import *im, const char *k, size_t klen, const char *v,
 	   size_t vlen)
 {
 	struct key_parts p;
-	struct triplet_key key;
+	struct keyed key;
 	struct record r;
 	char client[64];
 	uint64_t first, last;
@@ -2772,20 +3271,22 @@ pg_triplet(struct pg_import *im, const char *k, size_t klen, const char *v,
 		return 0;
 	}
 	/* Re-keyed as greyhold keys it: its network size, its normalising. */
-	triplet_build(&key, client, strlen(client), p.sender, p.sender_len,
-		      p.rcpt, p.rcpt_len, &im->ctl->topts);
+	triplet_build(&key.plain, client, strlen(client), p.sender,
+		      p.sender_len, p.rcpt, p.rcpt_len, &im->ctl->topts);
+	store_form(im->ctl, &key);
 	if (r.passes > 0)
 		im->passed++;
 	else
 		im->pending++;
-	return batch_add(&im->b, DB_TRIPLETS, key.key, key.key_len, &r);
+	return batch_add(&im->b, DB_TRIPLETS, key.stored.key, key.stored.key_len,
+			 &r);
 }
 
 static int
 pg_client(struct pg_import *im, const char *k, size_t klen, const char *v,
 	  size_t vlen)
 {
-	char client[TRIPLET_MAX_CLIENT];
+	char client[TRIPLET_MAX_CLIENT], stored[TRIPLET_MAX_CLIENT];
 	size_t len;
 	uint64_t count, last;
 	struct record r;
@@ -2808,7 +3309,8 @@ pg_client(struct pg_import *im, const char *k, size_t klen, const char *v,
 		return 0;
 	}
 	im->clients++;
-	return batch_add(&im->b, DB_CLIENTS, client, len, &r);
+	len = client_store_key(im->ctl, stored, client, len);
+	return batch_add(&im->b, DB_CLIENTS, stored, len, &r);
 }
 
 typedef int (*pg_entry_fn)(struct pg_import *im, const char *k, size_t klen,
@@ -2836,7 +3338,7 @@ pg_keep_key(struct pg_line *key, const char *text, size_t len, bool ok)
 
 /* Read db_dump's output: key and value lines between HEADER= and DATA=END. */
 static int
-pg_read(struct pg_import *im, struct pg_reader *r, pg_entry_fn fn)
+pg_read(struct pg_import *im, FILE *in, pg_entry_fn fn)
 {
 	struct pg_line key = {NULL, 0, false};
 	char *line = NULL;
@@ -2845,7 +3347,7 @@ pg_read(struct pg_import *im, struct pg_reader *r, pg_entry_fn fn)
 	bool data = false, have_key = false;
 	int rc = 0;
 
-	while (rc == 0 && (len = getline(&line, &cap, r->out)) > 0) {
+	while (rc == 0 && (len = getline(&line, &cap, in)) > 0) {
 		size_t n = (size_t)len - (line[len - 1] == '\n');
 		bool ok;
 
@@ -2870,17 +3372,9 @@ pg_read(struct pg_import *im, struct pg_reader *r, pg_entry_fn fn)
 	}
 	free(key.text);
 	free(line);
+	if (rc == 0 && ferror(in))
+		rc = -EIO;
 	return rc;
-}
-
-static int
-pg_path(char *out, size_t outsz, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(out, outsz, "%s/%s", dir, name) >= outsz) {
-		fprintf(stderr, "greyholdctl: path too long\n");
-		return -1;
-	}
-	return 0;
 }
 
 static int
@@ -2905,29 +3399,6 @@ parse_import_options(int argc, char **argv, struct pg_import *im)
 	return argc - optind == 1 ? 0 : -1;
 }
 
-/* Start db_dump on the files present in dir (as the invoking user). */
-static int
-pg_start(const char *dir, struct pg_reader *main_db, struct pg_reader *cl)
-{
-	char path[PATH_MAX], cpath[PATH_MAX];
-
-	if (pg_path(path, sizeof(path), dir, "postgrey.db") < 0 ||
-	    pg_path(cpath, sizeof(cpath), dir, "postgrey_clients.db") < 0)
-		return -1;
-	if (access(path, R_OK) < 0) {
-		fprintf(stderr, "greyholdctl: cannot read %s: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	if (pg_spawn(main_db, path) < 0 ||
-	    (access(cpath, R_OK) == 0 && pg_spawn(cl, cpath) < 0)) {
-		fprintf(stderr, "greyholdctl: cannot run db_dump: %s\n",
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static void
 print_import_summary(const struct ctl *ctl, const struct pg_import *im,
 		     const char *dir)
@@ -2948,15 +3419,22 @@ print_import_summary(const struct ctl *ctl, const struct pg_import *im,
 		       im->expired, im->hashed, im->unreadable);
 }
 
+static void
+pg_close(struct pg_source *src)
+{
+	if (src->triplets != NULL)
+		fclose(src->triplets);
+	if (src->clients != NULL)
+		fclose(src->clients);
+}
+
 static int
 cmd_import_postgrey(struct ctl *ctl, int argc, char **argv)
 {
-	struct pg_reader main_db, cl;
+	struct pg_source src = {NULL, NULL};
 	struct pg_import *im = calloc(1, sizeof(*im));
-	int rc = EXIT_ERROR;
+	int rc;
 
-	memset(&main_db, 0, sizeof(main_db));
-	memset(&cl, 0, sizeof(cl));
 	if (im == NULL)
 		return EXIT_ERROR;
 	im->ctl = ctl;
@@ -2965,28 +3443,21 @@ cmd_import_postgrey(struct ctl *ctl, int argc, char **argv)
 	if (rc != 0)
 		goto out;
 	rc = EXIT_ERROR;
-	if (pg_start(argv[optind], &main_db, &cl) < 0 ||
-	    open_db(ctl, OPEN_CREATE) < 0)
+	if (pg_prepare(argv[optind], &src) < 0 || open_db(ctl, OPEN_CREATE) < 0)
 		goto out;
 	im->b.db = ctl->db;
-	rc = pg_read(im, &main_db, pg_triplet);
-	if (rc == 0 && cl.out != NULL)
-		rc = pg_read(im, &cl, pg_client);
+	rc = pg_read(im, src.triplets, pg_triplet);
+	if (rc == 0 && src.clients != NULL)
+		rc = pg_read(im, src.clients, pg_client);
 	if (rc == 0)
 		rc = batch_flush(&im->b);
 	if (rc < 0) {
-		db_failed("import failed", rc);
-		rc = EXIT_ERROR;
+		rc = db_failed("import failed", rc);
 		goto out;
 	}
-	rc = EXIT_ERROR;
-	if (pg_finish(&main_db, true) < 0 || pg_finish(&cl, true) < 0)
-		goto out;
 	print_import_summary(ctl, im, argv[optind]);
-	rc = 0;
 out:
-	pg_finish(&main_db, false);
-	pg_finish(&cl, false);
+	pg_close(&src);
 	free(im);
 	return rc;
 }
@@ -3132,6 +3603,7 @@ main(int argc, char **argv)
 	log_open("greyholdctl", false);
 	derive_settings(&ctl, cfg);
 	ctl.dbdir = dbdir != NULL ? dbdir : cfg->dbdir;
+	ctl.dbdir_given = dbdir != NULL;
 	rc = run_command(&ctl, argc, argv);
 	db_close(ctl.db);
 	config_free(cfg);

@@ -1053,6 +1053,8 @@ stat_env(db_t *db, struct db_stats *out)
 	char path[4096];
 	struct stat fst;
 
+	/* The size the environment records (its writers' map), not ours. */
+	adopt_map_size(db);
 	mdb_env_info(db->env, &info);
 	mdb_env_stat(db->env, &st);
 	out->page_size = st.ms_psize;
