@@ -14,6 +14,7 @@
 #ifndef GREYHOLD_BACKEND_H
 #define GREYHOLD_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -32,7 +33,14 @@ struct backend;
 
 struct backend_ops {
 	const char *name;
+	/*
+	 * Decide at once without I/O if the backend can (NULL: never);
+	 * true when job->verdict is final and the job was not taken.
+	 */
+	bool (*try_decide)(struct backend *b, struct store_job *job);
 	void (*submit)(struct backend *b, struct store_job *job);
+	/* End of a loop turn: send what submit() gathered (NULL: nothing). */
+	void (*flush)(struct backend *b);
 	void (*set_params)(struct backend *b, const struct engine_params *p);
 	void (*get_stats)(struct backend *b, struct store_stats *out);
 	/* Release everything; handles close on the loop's next turns. */

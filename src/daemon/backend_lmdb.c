@@ -51,6 +51,18 @@ lmdb_submit(struct backend *base, struct store_job *job)
 	store_submit(((struct backend_lmdb *)base)->store, job);
 }
 
+static bool
+lmdb_try_decide(struct backend *base, struct store_job *job)
+{
+	return store_try_decide(((struct backend_lmdb *)base)->store, job);
+}
+
+static void
+lmdb_flush(struct backend *base)
+{
+	store_flush(((struct backend_lmdb *)base)->store);
+}
+
 static void
 lmdb_set_params(struct backend *base, const struct engine_params *p)
 {
@@ -81,7 +93,9 @@ lmdb_close(struct backend *base)
 
 static const struct backend_ops lmdb_ops = {
 	.name = "lmdb",
+	.try_decide = lmdb_try_decide,
 	.submit = lmdb_submit,
+	.flush = lmdb_flush,
 	.set_params = lmdb_set_params,
 	.get_stats = lmdb_get_stats,
 	.close = lmdb_close,

@@ -113,7 +113,7 @@ struct server {
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;
 	uv_timer_t tick;		/* watchdog and STATUS= for systemd */
-	uv_check_t log_flush;		/* one log write per loop turn */
+	uv_check_t turn_end;		/* per loop turn: store hand-off, log */
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog;
 	unsigned ticks;
@@ -135,6 +135,7 @@ struct server {
 };
 
 static void conn_close(struct conn *c);
+static void answer_slot(struct server *srv, struct slot *s);
 static void conn_process_input(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -343,7 +344,7 @@ slot_answer_now(struct slot *s, enum metrics_result result,
 	s->done = true;
 	count_answer(s->conn->srv, s, result);
 	if (log_line != NULL)
-		log_msg(LOG_LEVEL_INFO, "%s", log_line);
+		log_text(LOG_LEVEL_INFO, log_line);
 }
 
 /*
@@ -440,6 +441,11 @@ handle_request(struct conn *c, const struct policy_request *r)
 	if (srv->privacy_on)
 		privacy_apply(&srv->privacy, &s->job.key);
 	s->job.now = (int64_t)time(NULL);
+	if (srv->be->ops->try_decide != NULL &&
+	    srv->be->ops->try_decide(srv->be, &s->job)) {
+		answer_slot(srv, s);
+		return true;
+	}
 	c->in_store++;
 	srv->be->ops->submit(srv->be, &s->job);
 	return true;
@@ -551,23 +557,26 @@ on_idle(uv_timer_t *t)
 
 /* ---- store answers ----------------------------------------------------- */
 
+/* Count and log a decided job: one line per decision. */
 static void
-on_job_done(struct store_job *job, void *arg)
+log_decision(struct server *srv, struct slot *s)
 {
-	struct slot *s = job->owner;
-	struct conn *c = s->conn;
-	struct server *srv = arg;
 	char line[ANSWER_LOG_MAX];
 
-	c->in_store--;
-	count_answer(srv, s, metrics_result_for(&job->verdict, job->err));
-	answer_log_line(line, sizeof(line), srv->cfg, &job->verdict, job->err,
-			s->fields);
-	log_msg(LOG_LEVEL_INFO, "%s", line);
-	if (c->closing) {
-		conn_release(c);
-		return;
-	}
+	count_answer(srv, s, metrics_result_for(&s->job.verdict, s->job.err));
+	answer_log_line(line, sizeof(line), srv->cfg, &s->job.verdict,
+			s->job.err, s->fields);
+	log_text(LOG_LEVEL_INFO, line);
+}
+
+/* Turn a decided job into the slot's reply. */
+static void
+answer_slot(struct server *srv, struct slot *s)
+{
+	struct store_job *job = &s->job;
+	struct conn *c = s->conn;
+
+	log_decision(srv, s);
 	if (job->err == 0 && job->verdict.reason == ENGINE_PASSED &&
 	    srv->cfg->x_greylist_header && (s->instance[0] == '\0' ||
 	    strcmp(s->instance, c->prepended) != 0)) {
@@ -583,6 +592,21 @@ on_job_done(struct store_job *job, void *arg)
 					    s->rcpt_domain);
 	}
 	s->done = true;
+}
+
+static void
+on_job_done(struct store_job *job, void *arg)
+{
+	struct slot *s = job->owner;
+	struct conn *c = s->conn;
+
+	c->in_store--;
+	if (c->closing) {
+		log_decision(arg, s);
+		conn_release(c);
+		return;
+	}
+	answer_slot(arg, s);
 	if (s == c->head)
 		conn_flush(c);
 }
@@ -975,7 +999,7 @@ on_finish_stop(uv_timer_t *t)
 	metrics_http_stop(srv->metrics_http);
 	srv->metrics_http = NULL;
 	close_handle((uv_handle_t *)&srv->tick, NULL);
-	close_handle((uv_handle_t *)&srv->log_flush, NULL);
+	close_handle((uv_handle_t *)&srv->turn_end, NULL);
 	close_handle((uv_handle_t *)&srv->drain_timer, NULL);
 	close_handle((uv_handle_t *)&srv->sig_hup, NULL);
 	close_handle((uv_handle_t *)&srv->sig_term, NULL);
@@ -1053,9 +1077,18 @@ send_status(struct server *srv)
 	notify_send(status);
 }
 
+/*
+ * End of every loop turn: hand the turn's jobs to the backend at once
+ * (one wake-up for the store thread, bigger batches), write the turn's
+ * log lines with one write.
+ */
 static void
-on_log_flush(uv_check_t *c)
+on_turn_end(uv_check_t *c)
 {
+	struct server *srv = c->data;
+
+	if (srv->be != NULL && srv->be->ops->flush != NULL)
+		srv->be->ops->flush(srv->be);
 	log_flush();
 }
 
@@ -1159,8 +1192,9 @@ server_run(struct server *srv)
 				"continuing without them", srv->cfg->metrics_listen,
 				uv_strerror(rc));
 	}
-	uv_check_init(&srv->loop, &srv->log_flush);
-	uv_check_start(&srv->log_flush, on_log_flush);
+	uv_check_init(&srv->loop, &srv->turn_end);
+	srv->turn_end.data = srv;
+	uv_check_start(&srv->turn_end, on_turn_end);
 	log_set_buffered(true);
 	srv->watchdog_usec = notify_watchdog_usec();
 	uv_timer_init(&srv->loop, &srv->tick);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,16 @@ struct db {
 	MDB_dbi whitelist;
 	uint64_t max_size;
 	uint64_t map_size;
+
+	/*
+	 * The read snapshot another thread (the daemon's loop) decides from
+	 * with db_peek().  LMDB forbids changing the map size while any
+	 * transaction of the process is open, so the snapshot holds
+	 * resize_lock for reading and map changes take it for writing.
+	 */
+	pthread_rwlock_t resize_lock;
+	MDB_txn *snapshot;
+	bool snapshot_open;
 
 	/* Expiry sweep position: which database, and the next key. */
 	int sweep_db;
@@ -149,6 +160,7 @@ db_open(db_t **out, const struct db_options *opts, char *err, size_t errsz)
 		return -ENOMEM;
 	}
 	db->max_size = opts->max_size;
+	pthread_rwlock_init(&db->resize_lock, NULL);
 	if (opts->relaxed)
 		flags |= MDB_NOSYNC;
 	if (opts->readonly)
@@ -195,7 +207,11 @@ db_close(db_t *db)
 {
 	if (db == NULL)
 		return;
+	db_snapshot_end(db);
+	if (db->snapshot != NULL)
+		mdb_txn_abort(db->snapshot);
 	mdb_env_close(db->env);
+	pthread_rwlock_destroy(&db->resize_lock);
 	free(db);
 }
 
@@ -223,7 +239,9 @@ grow_map(db_t *db)
 	}
 	if (next > db->max_size)
 		next = db->max_size;
+	pthread_rwlock_wrlock(&db->resize_lock);
 	rc = mdb_env_set_mapsize(db->env, next);
+	pthread_rwlock_unlock(&db->resize_lock);
 	if (rc != 0)
 		return rc;
 	db->map_size = next;
@@ -239,7 +257,9 @@ adopt_map_size(db_t *db)
 {
 	MDB_envinfo info;
 
+	pthread_rwlock_wrlock(&db->resize_lock);
 	mdb_env_set_mapsize(db->env, 0);
+	pthread_rwlock_unlock(&db->resize_lock);
 	mdb_env_info(db->env, &info);
 	db->map_size = info.me_mapsize;
 }
@@ -1157,4 +1177,99 @@ db_expire_all(db_t *db, int64_t now, const struct engine_params *p,
 			out->triplets += removed;
 	}
 	return rc;
+}
+
+/* ---- deciding from the committed state (another thread) -------------- */
+
+static int
+snapshot_begin(db_t *db)
+{
+	int rc;
+
+	if (db->snapshot_open)
+		return 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		pthread_rwlock_rdlock(&db->resize_lock);
+		if (db->snapshot == NULL)
+			rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &db->snapshot);
+		else
+			rc = mdb_txn_renew(db->snapshot);
+		if (rc == 0) {
+			db->snapshot_open = true;
+			return 0;
+		}
+		pthread_rwlock_unlock(&db->resize_lock);
+		if (rc != MDB_MAP_RESIZED)
+			break;
+		/* Another process grew the map: adopt it, then try again. */
+		adopt_map_size(db);
+	}
+	return rc;
+}
+
+void
+db_snapshot_end(db_t *db)
+{
+	if (!db->snapshot_open)
+		return;
+	mdb_txn_reset(db->snapshot);
+	db->snapshot_open = false;
+	pthread_rwlock_unlock(&db->resize_lock);
+}
+
+/* Read a record from the snapshot; corrupt ones count as "cannot decide". */
+static int
+peek_record(db_t *db, MDB_dbi dbi, const void *key, size_t key_len,
+	    struct record *out, bool *found)
+{
+	MDB_val k = {key_len, (void *)key};
+	MDB_val v;
+	int rc = mdb_get(db->snapshot, dbi, &k, &v);
+
+	*found = false;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (record_decode(out, v.mv_data, v.mv_size) < 0)
+		return MDB_CORRUPTED;
+	*found = true;
+	return 0;
+}
+
+bool
+db_peek(db_t *db, struct store_job *job, const struct engine_params *p)
+{
+	struct record crec, rec, updated;
+	bool have_client = false, have_rec;
+	bool awl = p->awl_passes > 0 && job->key.client_is_net;
+
+	if (snapshot_begin(db) != 0)
+		return false;
+	if (awl) {
+		if (peek_record(db, db->clients, job->key.client,
+				job->key.client_len, &crec, &have_client) != 0)
+			return false;
+		if (engine_client_listed(have_client ? &crec : NULL, job->now, p)) {
+			if (engine_client_count(&crec, job->now, &updated))
+				return false;	/* the count is due: the store writes */
+			job->verdict.action = ENGINE_PASS;
+			job->verdict.reason = ENGINE_AWL;
+			job->verdict.seconds_left = 0;
+			job->verdict.delay = 0;
+			job->err = 0;
+			return true;
+		}
+	}
+	if (peek_record(db, db->triplets, job->key.key, job->key.key_len, &rec,
+			&have_rec) != 0)
+		return false;
+	if (engine_triplet(have_rec ? &rec : NULL, job->now, p, &updated,
+			   &job->verdict))
+		return false;
+	if (job->verdict.action == ENGINE_PASS && awl &&
+	    engine_client_count(have_client ? &crec : NULL, job->now, &updated))
+		return false;
+	job->err = 0;
+	return true;
 }

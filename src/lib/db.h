@@ -58,6 +58,19 @@ int db_decide_batch(db_t *db, struct store_job **jobs, size_t n,
 int db_expire_slice(db_t *db, int64_t now, const struct engine_params *p,
 		    size_t budget, size_t *removed, bool *wrapped);
 
+/*
+ * Decide a job from the committed state alone, from a thread other than
+ * the one running batches, when the decision writes nothing: an early
+ * retry, a retry of a passed triplet whose refresh is not due, an
+ * auto-whitelisted client whose count is not due.  Returns true with
+ * job->verdict set; false means "ask the store thread".  The answer is
+ * as durable as what it read, so nothing answered this way can be lost.
+ * The read snapshot stays open (holding off map changes) until
+ * db_snapshot_end(), which the caller runs once per batch of peeks.
+ */
+bool db_peek(db_t *db, struct store_job *job, const struct engine_params *p);
+void db_snapshot_end(db_t *db);
+
 /* Flush to disk (relaxed durability). */
 int db_sync(db_t *db);
 

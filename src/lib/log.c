@@ -92,11 +92,19 @@ log_emit(enum log_level level, const char *text)
 		syslog(syslog_priority(level), "%s%s", level_prefix(level), text);
 		return;
 	}
-	/* One fputs per line keeps lines whole when two threads log. */
-	char line[2300];
-	snprintf(line, sizeof(line), "greyhold: %s%s\n", level_prefix(level),
-		 text);
-	fputs(line, stderr);
+	/* stdio's lock keeps the line whole when two threads log. */
+	flockfile(stderr);
+	fputs("greyhold: ", stderr);
+	fputs(level_prefix(level), stderr);
+	fputs(text, stderr);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+}
+
+void
+log_text(enum log_level level, const char *text)
+{
+	log_emit(level, text);
 }
 
 void

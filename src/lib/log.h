@@ -27,6 +27,8 @@ void log_close(void);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A ready line, without formatting (the decision log's hot path). */
+void log_text(enum log_level level, const char *text);
 /* Like log_msg() at LOG_LEVEL_ERR/WARN with ": strerror(-err)" appended. */
 void log_errno(enum log_level level, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

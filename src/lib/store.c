@@ -26,6 +26,15 @@
 #define SWEEP_PASS_INTERVAL 600
 /* Jobs decided in one transaction at most. */
 #define BATCH_MAX 1024
+/*
+ * Group commit: after a big batch, the clients it answered come back
+ * within a fraction of a commit's time.  Starting the next commit on the
+ * first one or two of them would split them over two commits, so the
+ * thread waits briefly for most of them: at most GATHER_MAX_USEC, and at
+ * most a quarter of the last commit's duration.
+ */
+#define GATHER_MIN_BATCH 8
+#define GATHER_MAX_USEC 500
 
 struct job_queue {
 	struct store_job *head;
@@ -43,11 +52,18 @@ struct store {
 	pthread_cond_t cond;
 	/* Under lock: */
 	struct job_queue pending;
+	size_t npending;
+	bool gathering;			/* the thread waits for more jobs */
 	struct job_queue done;
 	struct engine_params params;
 	struct store_stats stats;
 	whitelist_t *live_wl;		/* built, not yet taken */
 	bool stopping;
+
+	/* Submitting thread only: */
+	struct job_queue staged;
+	size_t nstaged;
+	struct engine_params loop_params;
 
 	/* Store thread only: */
 	time_t last_sweep;
@@ -56,6 +72,8 @@ struct store {
 	time_t last_wl_check;
 	bool unsynced;
 	uint64_t wl_generation;
+	size_t last_batch;
+	uint64_t last_commit_usec;
 	int64_t wl_next_expiry;		/* 0: no entry expires */
 	struct log_ratelimit err_limit;
 	struct store_job *batch[BATCH_MAX];
@@ -196,6 +214,8 @@ run_batch(store_t *s, size_t n, const struct engine_params *p)
 		log_batch_error(s, rc, n);
 	if (committed)
 		s->unsynced = true;
+	s->last_batch = n;
+	s->last_commit_usec = committed ? usec : 0;
 
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n; i++)
@@ -213,6 +233,33 @@ run_batch(store_t *s, size_t n, const struct engine_params *p)
 	s->stats.map_size = db_map_size(s->db);
 	pthread_mutex_unlock(&s->lock);
 	s->wakeup(s->wakeup_arg);
+}
+
+/*
+ * With the lock held and jobs pending: if the last batch was big and
+ * committed, wait a little for the rest of its clients (see GATHER_*).
+ */
+static void
+gather(store_t *s)
+{
+	uint64_t wait_usec = s->last_commit_usec / 4;
+	struct timespec until;
+
+	if (s->last_batch < GATHER_MIN_BATCH || wait_usec == 0 || s->stopping)
+		return;
+	if (wait_usec > GATHER_MAX_USEC)
+		wait_usec = GATHER_MAX_USEC;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)(wait_usec * 1000);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	s->gathering = true;
+	while (s->npending < s->last_batch * 3 / 4 && !s->stopping &&
+	       pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
+		;
+	s->gathering = false;
 }
 
 static void *
@@ -240,10 +287,12 @@ store_thread(void *arg)
 		}
 		if (s->pending.head == NULL && s->stopping)
 			break;
+		gather(s);
 		while (s->pending.head != NULL && n < BATCH_MAX) {
 			s->batch[n++] = s->pending.head;
 			s->pending.head = s->pending.head->next;
 		}
+		s->npending -= n;
 		if (s->pending.head == NULL)
 			s->pending.tail = NULL;
 		p = s->params;
@@ -280,6 +329,7 @@ store_open(store_t **out, const struct store_options *opts, char *err,
 	}
 	s->relaxed = opts->relaxed;
 	s->params = opts->params;
+	s->loop_params = opts->params;
 	s->wakeup = opts->wakeup;
 	s->wakeup_arg = opts->wakeup_arg;
 	s->stats.map_size = db_map_size(s->db);
@@ -307,20 +357,44 @@ store_set_params(store_t *s, const struct engine_params *p)
 	pthread_mutex_lock(&s->lock);
 	s->params = *p;
 	pthread_mutex_unlock(&s->lock);
+	s->loop_params = *p;
+}
+
+bool
+store_try_decide(store_t *s, struct store_job *job)
+{
+	return db_peek(s->db, job, &s->loop_params);
 }
 
 void
 store_submit(store_t *s, struct store_job *job)
 {
-	bool was_idle;
-
 	job->err = 0;
+	queue_push(&s->staged, job);
+	s->nstaged++;
+}
+
+void
+store_flush(store_t *s)
+{
+	bool wake;
+
+	db_snapshot_end(s->db);
+	if (s->staged.head == NULL)
+		return;
 	pthread_mutex_lock(&s->lock);
-	was_idle = s->pending.head == NULL;
-	queue_push(&s->pending, job);
+	/* A thread that is busy finds the queue when it finishes. */
+	wake = s->pending.head == NULL || s->gathering;
+	if (s->pending.tail != NULL)
+		s->pending.tail->next = s->staged.head;
+	else
+		s->pending.head = s->staged.head;
+	s->pending.tail = s->staged.tail;
+	s->npending += s->nstaged;
 	pthread_mutex_unlock(&s->lock);
-	/* A thread that is busy will find the queue when it finishes. */
-	if (was_idle)
+	s->staged.head = s->staged.tail = NULL;
+	s->nstaged = 0;
+	if (wake)
 		pthread_cond_signal(&s->cond);
 }
 
@@ -372,6 +446,7 @@ store_close(store_t *s)
 
 	if (s == NULL)
 		return;
+	store_flush(s);
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_signal(&s->cond);

@@ -70,8 +70,26 @@ int store_open(store_t **out, const struct store_options *opts, char *err,
 /* New engine parameters for batches that start after this call. */
 void store_set_params(store_t *s, const struct engine_params *p);
 
-/* Queue a job (loop thread).  It comes back through store_collect(). */
+/*
+ * Decide a job at once, from committed state, when that needs no write
+ * (see db_peek()): retries of passed triplets, early retries and
+ * auto-whitelisted clients never wait for the store thread or a commit.
+ * Returns true with job->verdict set.  Submitting thread only.
+ */
+bool store_try_decide(store_t *s, struct store_job *job);
+
+/*
+ * Queue a job (submitting thread).  Jobs collect until store_flush() hands
+ * them all to the store thread with one wake-up; they come back through
+ * store_collect().
+ */
 void store_submit(store_t *s, struct store_job *job);
+
+/*
+ * End of a loop turn: hand the queued jobs to the store thread and close
+ * the read snapshot store_try_decide() used.  Call once per turn.
+ */
+void store_flush(store_t *s);
 
 /*
  * Hand every decided job to done(job, arg), in submission order.  Returns

@@ -986,6 +986,7 @@ test_async_store_answers_in_order(void **state)
 	s = open_store(t->dir, false, &w);
 	for (i = 0; i < NJOBS; i++)
 		store_submit(s, &jobs[i]);
+	store_flush(s);
 	while (got.n < NJOBS) {
 		if (!wait_wakeup(&w, &seen))
 			fail_msg("only %zu of %d jobs came back", got.n, NJOBS);
