@@ -31,6 +31,7 @@
  * Keys: PREFIX"t:{CLIENT}\0SENDER\0RCPT" (triplet) and PREFIX"c:{CLIENT}"
  * (auto-whitelist), values "1 FIRST LAST PASSES" (version 1, decimal).  The
  * {CLIENT} hash tag puts both keys of one script call in one Cluster slot.
+ * With privacy on, the parts are the keyed hashes privacy.c makes.
  *
  * Event hooks: ours, not <hiredis/adapters/libuv.h>.  hiredis 0.14's
  * adapter ignores a poll error (libuv reports POLLERR, e.g. a refused
@@ -49,7 +50,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +59,18 @@
 #include <hiredis/async.h>
 
 #include "log.h"
+#include "redis_endpoint.h"
 
-#define REDIS_DEFAULT_PORT 6379
 #define REDIS_TIMEOUT_MS 2000	/* a command unanswered this long: hung */
 #define REDIS_CHECK_MS 250	/* how often the timeout is checked */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* A connection that worked this long starts the backoff over. */
+#define STABLE_MS 10000
 #define WL_POLL_MS 1000
 #define PREFIX_MAX 256
-/* "t:{" CLIENT "}" plus the rest of the triplet key after CLIENT. */
-#define KEY_MAX (PREFIX_MAX + 4 + TRIPLET_MAX_KEY)
-/* Entries kept in Redis are cut like the LMDB ones (db.h). */
-#define WL_COMMENT_MAX 200
+/* "t:{" CLIENT (maybe in hex) "}" plus the rest of the triplet key. */
+#define KEY_MAX (PREFIX_MAX + 4 + TRIPLET_MAX_KEY + TRIPLET_MAX_CLIENT)
 /*
  * Records live this long past the point where the engine stops using
  * them, so a late retry is logged "seen too long ago" as with LMDB (whose
@@ -114,12 +114,12 @@ static const char ENGINE_SCRIPT[] =
 	"end\n"
 	"\n"
 	"local function save(key, r, ttl)\n"
-	"  redis.call('SET', key, string.format('1 %d %d %d', r[1], r[2], r[3]),\n"
-	"             'EX', ttl)\n"
+	"  local v = string.format('1 %d %d %d', r[1], r[2], r[3])\n"
+	"  redis.call('SET', key, v, 'EX', ttl)\n"
 	"  wrote = 1\n"
 	"end\n"
 	"\n"
-	"-- A refresh is due after `refresh` seconds, or if the clock went back.\n"
+	"-- A refresh is due after `refresh` s, or if the clock went back.\n"
 	"local function refresh_due(last)\n"
 	"  return now < last or now - last >= refresh\n"
 	"end\n"
@@ -190,7 +190,7 @@ enum rreq_kind {
 
 /* One command in flight on a connection. */
 struct rreq {
-	struct rreq *prev, *next;	/* the connection's list, in send order */
+	struct rreq *prev, *next;	/* the connection's, in send order */
 	struct rconn *conn;
 	enum rreq_kind kind;
 	struct store_job *job;		/* RQ_JOB */
@@ -201,7 +201,8 @@ struct rreq {
 /* One connection attempt and, if it succeeds, the connection. */
 struct rconn {
 	uv_poll_t poll;
-	int events;			/* what hiredis asked to be told about */
+	int events;			/* what hiredis asked to watch */
+	int armed;			/* what the poll handle watches */
 	redisAsyncContext *ac;		/* NULL once hiredis has let go of it */
 	struct backend_redis *b;	/* NULL once the backend has let go */
 	struct rreq *head, *tail;
@@ -233,8 +234,10 @@ struct backend_redis {
 	int down_err;			/* what jobs fail with meanwhile */
 	char sha[41];			/* the script's SHA1, once known */
 	uint64_t backoff_ms;
+	uint64_t healthy_since;		/* uv_now() at set-up; 0: down */
 	uv_getaddrinfo_t gai;
 	bool resolving;
+	unsigned addr_turn;		/* which host address is next */
 
 	uv_timer_t retry_timer;		/* next connection attempt */
 	uv_timer_t check_timer;		/* command timeouts */
@@ -261,7 +264,7 @@ static void conn_abort(struct backend_redis *b, struct rconn *rc, int err,
 static void wl_poll(struct backend_redis *b);
 static void maybe_free(struct backend_redis *b);
 
-/* ---- small helpers ------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------ */
 
 static uint64_t
 min_u64(uint64_t a, uint64_t b)
@@ -318,17 +321,20 @@ context_errno(const redisAsyncContext *ac, int saved_errno)
 	}
 }
 
-/* ---- handing jobs back ----------------------------------------------------- */
+/* ---- handing jobs back -------------------------------------------------- */
 
 static void
 log_job_failure(struct backend_redis *b, int err, const char *detail)
 {
+	char shown[200] = "";
+
 	if (!log_ratelimit_allow(&b->fail_log, time(NULL), 1))
 		return;
+	if (detail != NULL)
+		log_escape(shown, sizeof(shown), detail, strlen(detail), 150);
 	log_msg(LOG_LEVEL_ERR, "redis: request failed (%s%s%s), answering with "
 		"the failure action (%lu similar suppressed)", strerror(-err),
-		detail != NULL ? ": " : "", detail != NULL ? detail : "",
-		b->fail_log.suppressed);
+		detail != NULL ? ": " : "", shown, b->fail_log.suppressed);
 	b->fail_log.suppressed = 0;
 }
 
@@ -344,7 +350,6 @@ job_finish(struct backend_redis *b, struct store_job *job, int err,
 	}
 	b->base.ev.job_done(job, b->base.ev.arg);
 }
-
 
 static void
 on_fail_timer(uv_timer_t *t)
@@ -374,7 +379,7 @@ job_fail_later(struct backend_redis *b, struct store_job *job, int err)
 	uv_timer_start(&b->fail_timer, on_fail_timer, 0, 0);
 }
 
-/* ---- commands in flight ---------------------------------------------------- */
+/* ---- commands in flight ------------------------------------------------- */
 
 static struct rreq *
 rreq_append(struct rconn *rc, enum rreq_kind kind, uint64_t now)
@@ -440,19 +445,24 @@ send_cmd(struct backend_redis *b, struct rconn *rc, enum rreq_kind kind,
 	return 0;
 }
 
-/* ---- event hooks: hiredis on a uv_poll handle --------------------------------- */
+/* ---- event hooks: hiredis on a uv_poll handle --------------------------- */
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
+/*
+ * Tell libuv only about changes: hiredis asks for writes on every command,
+ * and each uv_poll_start() re-registers the descriptor with epoll.
+ */
 static void
 rc_poll_update(struct rconn *rc)
 {
-	if (uv_is_closing((uv_handle_t *)&rc->poll))
+	if (rc->events == rc->armed || uv_is_closing((uv_handle_t *)&rc->poll))
 		return;
 	if (rc->events != 0)
 		uv_poll_start(&rc->poll, rc->events, on_poll);
 	else
 		uv_poll_stop(&rc->poll);
+	rc->armed = rc->events;
 }
 
 static void
@@ -514,6 +524,7 @@ on_poll(uv_poll_t *h, int status, int events)
 	struct rconn *rc = h->data;
 
 	if (status < 0) {
+		rc->armed = 0;
 		/*
 		 * A socket error; libuv has stopped the handle.  Let hiredis
 		 * find out what it is: while connecting it reads SO_ERROR,
@@ -535,7 +546,7 @@ on_poll(uv_poll_t *h, int status, int events)
 		redisAsyncHandleWrite(rc->ac);
 }
 
-/* ---- connection life ------------------------------------------------------------ */
+/* ---- connection life ---------------------------------------------------- */
 
 static void
 on_retry_timer(uv_timer_t *t)
@@ -580,7 +591,12 @@ conn_failed(struct backend_redis *b, int err, const char *why)
 	schedule_retry(b);
 }
 
-/* rc is lost (once per rc: later calls do nothing). */
+/*
+ * rc is lost (once per rc: later calls do nothing).  Only a connection
+ * that worked for a while resets the backoff: one that Redis accepts and
+ * then refuses (a replica answering READONLY, maxclients) must not make
+ * us reconnect ten times a second.
+ */
 static void
 conn_lost(struct backend_redis *b, struct rconn *rc, int err, const char *why)
 {
@@ -588,6 +604,19 @@ conn_lost(struct backend_redis *b, struct rconn *rc, int err, const char *why)
 		return;
 	b->conn = NULL;
 	b->wl_busy = false;
+	if (b->healthy_since == 0)
+		b->addr_turn++;		/* never worked: try the next address */
+	else if (uv_now(b->loop) - b->healthy_since >= STABLE_MS)
+		b->backoff_ms = BACKOFF_MIN_MS;
+	b->healthy_since = 0;
+	conn_failed(b, err, why);
+}
+
+/* An attempt that never got a connection. */
+static void
+attempt_failed(struct backend_redis *b, int err, const char *why)
+{
+	b->addr_turn++;
 	conn_failed(b, err, why);
 }
 
@@ -613,7 +642,7 @@ on_connect(const redisAsyncContext *ac, int status)
 	struct rconn *rc = ac->data;
 
 	if (status == REDIS_OK)
-		return;	/* set-up commands are queued; healthy on their replies */
+		return;	/* set-up is queued; healthy on its replies */
 	/* hiredis frees the context after this and fails what is queued. */
 	if (rc->err == 0)
 		rc->err = context_errno(ac, saved_errno);
@@ -647,20 +676,22 @@ connect_to(struct backend_redis *b, const char *ip)
 			     : redisAsyncConnect(ip, (int)b->port);
 	saved_errno = errno;
 	if (ac == NULL) {
-		conn_failed(b, -ENOMEM, NULL);
+		attempt_failed(b, -ENOMEM, NULL);
 		return;
 	}
 	if (ac->err != 0) {
 		err = context_errno(ac, saved_errno);
-		conn_failed(b, err, ac->errstr);
+		attempt_failed(b, err, ac->errstr);
 		redisAsyncFree(ac);
 		return;
 	}
 	rc = calloc(1, sizeof(*rc));
-	if (rc == NULL || uv_poll_init(b->loop, &rc->poll, ac->c.fd) < 0) {
+	err = rc == NULL ? UV_ENOMEM
+			 : uv_poll_init(b->loop, &rc->poll, ac->c.fd);
+	if (err < 0) {
 		free(rc);
 		redisAsyncFree(ac);
-		conn_failed(b, -ENOMEM, NULL);
+		attempt_failed(b, err, uv_strerror(err));
 		return;
 	}
 	rc->poll.data = rc;
@@ -679,6 +710,33 @@ connect_to(struct backend_redis *b, const char *ip)
 	send_setup(b, rc);
 }
 
+/*
+ * The address to try from a lookup: each failed attempt moves on to the
+ * next one, so a name with an address Redis does not listen on (say ::1
+ * and 127.0.0.1 for "localhost") still gets through.
+ */
+static void
+pick_address(const struct backend_redis *b, const struct addrinfo *res,
+	     char *ip, size_t ipsz)
+{
+	const struct addrinfo *a;
+	struct sockaddr_storage ss;
+	unsigned n = 0;
+
+	for (a = res; a != NULL; a = a->ai_next)
+		n++;
+	for (a = res, n = b->addr_turn % n; n > 0; n--)
+		a = a->ai_next;
+	/* Copied: ai_addr need not be aligned for sockaddr_in6. */
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, a->ai_addr, a->ai_addrlen < sizeof(ss) ? a->ai_addrlen
+							    : sizeof(ss));
+	if (ss.ss_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)&ss, ip, ipsz);
+	else
+		uv_ip4_name((struct sockaddr_in *)&ss, ip, ipsz);
+}
+
 static void
 on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -691,10 +749,8 @@ on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		maybe_free(b);
 		return;
 	}
-	if (status == 0 && res->ai_family == AF_INET6)
-		uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof(ip));
-	else if (status == 0)
-		uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+	if (status == 0)
+		pick_address(b, res, ip, sizeof(ip));
 	uv_freeaddrinfo(res);
 	if (status < 0) {
 		conn_failed(b, -EHOSTUNREACH, uv_strerror(status));
@@ -729,7 +785,8 @@ conn_start(struct backend_redis *b)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	b->gai.data = b;
-	rc = uv_getaddrinfo(b->loop, &b->gai, on_resolved, b->host, NULL, &hints);
+	rc = uv_getaddrinfo(b->loop, &b->gai, on_resolved, b->host, NULL,
+			    &hints);
 	if (rc < 0) {
 		conn_failed(b, -EHOSTUNREACH, uv_strerror(rc));
 		return;
@@ -799,12 +856,12 @@ on_setup_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 	/* The connection works: jobs go to Redis again. */
 	b->healthy = true;
 	b->down_err = 0;
-	b->backoff_ms = BACKOFF_MIN_MS;
+	b->healthy_since = uv_now(b->loop);
 	log_msg(LOG_LEVEL_INFO, "redis: connected to %s", b->where);
 	wl_poll(b);
 }
 
-/* ---- decisions ------------------------------------------------------------------ */
+/* ---- decisions ---------------------------------------------------------- */
 
 static size_t
 append(char *out, size_t o, const void *data, size_t len)
@@ -814,9 +871,34 @@ append(char *out, size_t o, const void *data, size_t len)
 }
 
 /*
- * PREFIX"c:{CLIENT}" and PREFIX"t:{CLIENT}\0SENDER\0RCPT": the hash tag
- * keeps a script's two keys in one Cluster slot.  Binary-safe: the
- * triplet key holds NUL bytes.
+ * "{CLIENT}" at out + o: the Cluster hash tag.  A client key holding a
+ * brace (a privacy hash is binary) goes in hex, so the tag always ends
+ * where we mean it to and is never empty.
+ */
+static size_t
+append_tag(char *out, size_t o, const struct triplet_key *k)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out[o++] = '{';
+	if (memchr(k->client, '{', k->client_len) == NULL &&
+	    memchr(k->client, '}', k->client_len) == NULL) {
+		o = append(out, o, k->client, k->client_len);
+	} else {
+		for (size_t i = 0; i < k->client_len; i++) {
+			out[o++] = hex[(unsigned char)k->client[i] >> 4];
+			out[o++] = hex[(unsigned char)k->client[i] & 15];
+		}
+	}
+	out[o++] = '}';
+	return o;
+}
+
+/*
+ * PREFIX"c:{CLIENT}" and PREFIX"t:{CLIENT}\0SENDER\0RCPT" (the triplet key
+ * after its CLIENT part): the shared tag keeps a script's two keys in one
+ * Cluster slot.  Binary-safe: triplet keys hold NUL bytes, privacy keys
+ * are hashes.
  */
 static void
 build_keys(const struct backend_redis *b, const struct triplet_key *k,
@@ -825,14 +907,12 @@ build_keys(const struct backend_redis *b, const struct triplet_key *k,
 	size_t o;
 
 	o = append(ckey, 0, b->prefix, b->prefix_len);
-	o = append(ckey, o, "c:{", 3);
-	o = append(ckey, o, k->client, k->client_len);
-	*clen = append(ckey, o, "}", 1);
+	o = append(ckey, o, "c:", 2);
+	*clen = append_tag(ckey, o, k);
 
 	o = append(tkey, 0, b->prefix, b->prefix_len);
-	o = append(tkey, o, "t:{", 3);
-	o = append(tkey, o, k->client, k->client_len);
-	o = append(tkey, o, "}", 1);
+	o = append(tkey, o, "t:", 2);
+	o = append_tag(tkey, o, k);
 	*tlen = append(tkey, o, k->key + k->client_len,
 		       k->key_len - k->client_len);
 }
@@ -933,14 +1013,17 @@ on_job_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 		if (q->by_sha && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
 			err = send_job(b, rc, job, false);
 			if (err < 0)
-				job_finish(b, job, err, "cannot resend after NOSCRIPT");
+				job_finish(b, job, err, "resending after NOSCRIPT");
 			return;
 		}
 		err = reply_errno(reply->str);
-		job_finish(b, job, err, reply->str);
-		/* A primary turned replica (failover): find the new primary. */
+		/*
+		 * A primary turned replica (failover): find the new primary.
+		 * Dropped first, so what job_done submits fails at once.
+		 */
 		if (err == -EROFS)
 			conn_abort(b, rc, err, reply->str);
+		job_finish(b, job, err, reply->str);
 		return;
 	}
 	if (parse_verdict(reply, &job->verdict, &wrote, &corrupt) < 0) {
@@ -960,7 +1043,7 @@ on_job_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 	job_finish(b, job, 0, NULL);
 }
 
-/* ---- live whitelist ------------------------------------------------------------- */
+/* ---- live whitelist ----------------------------------------------------- */
 
 static int
 wl_send(struct backend_redis *b, enum rreq_kind kind, const char *cmd,
@@ -1000,8 +1083,8 @@ on_wl_gen_reply(struct backend_redis *b, const redisReply *reply)
 	if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(gen))
 		memcpy(gen, reply->str, reply->len + 1);
 	else if (reply->type != REDIS_REPLY_NIL) {
-		log_msg(LOG_LEVEL_WARN, "redis: live whitelist: unexpected reply "
-			"to GET %swl_generation", b->prefix);
+		log_msg(LOG_LEVEL_WARN, "redis: live whitelist: unexpected "
+			"reply to GET %swl_generation", b->prefix);
 		b->wl_busy = false;
 		return;
 	}
@@ -1015,10 +1098,24 @@ on_wl_gen_reply(struct backend_redis *b, const redisReply *reply)
 		b->wl_busy = false;
 }
 
+/* A field "c:ENTRY"/"r:ENTRY" and a value that starts "ADDED,EXPIRES". */
+static bool
+wl_pair_ok(const redisReply *field, const redisReply *value, long long *expires)
+{
+	const char *f = field->str;
+	long long added;
+
+	return field->type == REDIS_REPLY_STRING &&
+	       value->type == REDIS_REPLY_STRING &&
+	       field->len >= 3 && field->len - 2 < WHITELIST_MAX_ENTRY &&
+	       f[1] == ':' && (f[0] == 'c' || f[0] == 'r') &&
+	       memchr(f, '\0', field->len) == NULL &&
+	       sscanf(value->str, "%lld,%lld", &added, expires) == 2;
+}
+
 /*
- * One "c:ENTRY"/"r:ENTRY" -> "added,expires,comment" pair.  Expired
- * entries are left out; the earliest expiry to come is kept so the list
- * is rebuilt when it passes.
+ * One whitelist entry.  Expired entries are left out; the earliest expiry
+ * to come is kept so the list is rebuilt when it passes.
  */
 static void
 wl_add_pair(whitelist_t *wl, const redisReply *field, const redisReply *value,
@@ -1027,17 +1124,16 @@ wl_add_pair(whitelist_t *wl, const redisReply *field, const redisReply *value,
 	char entry[WHITELIST_MAX_ENTRY];
 	char err[300], shown[80];
 	enum whitelist_kind kind;
-	long long added, expires;
+	long long expires;
 
-	if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
-	    field->len < 3 || field->len - 2 >= sizeof(entry) ||
-	    field->str[1] != ':' || (field->str[0] != 'c' && field->str[0] != 'r') ||
-	    memchr(field->str, '\0', field->len) != NULL ||
-	    sscanf(value->str, "%lld,%lld", &added, &expires) != 2) {
+	if (!wl_pair_ok(field, value, &expires)) {
+		if (field->type == REDIS_REPLY_STRING)
+			log_escape(shown, sizeof(shown), field->str, field->len,
+				   60);
+		else
+			snprintf(shown, sizeof(shown), "(not a string)");
 		log_msg(LOG_LEVEL_WARN, "redis: live whitelist: skipping a "
-			"malformed entry %s", field->type == REDIS_REPLY_STRING ?
-			log_escape(shown, sizeof(shown), field->str, field->len, 60)
-			: "(not a string)");
+			"malformed entry %s", shown);
 		return;
 	}
 	if (expires != 0 && expires <= now)
@@ -1062,8 +1158,8 @@ on_wl_all_reply(struct backend_redis *b, const redisReply *reply)
 
 	b->wl_busy = false;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0) {
-		log_msg(LOG_LEVEL_WARN, "redis: live whitelist: unexpected reply "
-			"to HGETALL %swhitelist", b->prefix);
+		log_msg(LOG_LEVEL_WARN, "redis: live whitelist: unexpected "
+			"reply to HGETALL %swhitelist", b->prefix);
 		return;
 	}
 	if (whitelist_create(&wl) < 0)
@@ -1078,7 +1174,7 @@ on_wl_all_reply(struct backend_redis *b, const redisReply *reply)
 	b->base.ev.live_whitelist(wl, b->base.ev.arg);
 }
 
-/* ---- replies -------------------------------------------------------------------- */
+/* ---- replies ------------------------------------------------------------ */
 
 /* The connection died with q unanswered. */
 static void
@@ -1139,7 +1235,7 @@ on_check_timer(uv_timer_t *t)
 	conn_abort(b, rc, -ETIMEDOUT, "no reply within the request timeout");
 }
 
-/* ---- backend operations ----------------------------------------------------------- */
+/* ---- backend operations ------------------------------------------------- */
 
 static void
 redis_submit(struct backend *base, struct store_job *job)
@@ -1224,109 +1320,8 @@ static const struct backend_ops redis_ops = {
 	.close = redis_close,
 };
 
-/* ---- opening ---------------------------------------------------------------------- */
+/* ---- opening ------------------------------------------------------------ */
 
-struct endpoint {
-	char host[256];		/* "" for a unix socket */
-	unsigned port;
-	char path[108];		/* "" for TCP */
-	unsigned db;
-};
-
-/* Decimal digits s[0..len) into *out, at most max. */
-static int
-parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
-{
-	unsigned long v = 0;
-
-	if (len == 0 || len > 10)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (v > max)
-		return -ERANGE;
-	*out = (unsigned)v;
-	return 0;
-}
-
-/* "HOST[:PORT][/DB]" or "[V6][:PORT][/DB]" after "redis://". */
-static int
-parse_tcp(const char *s, struct endpoint *ep)
-{
-	const char *host = s, *end;
-	size_t hlen;
-
-	if (*s == '[') {
-		host = s + 1;
-		end = strchr(host, ']');
-		if (end == NULL)
-			return -EINVAL;
-		hlen = (size_t)(end - host);
-		s = end + 1;
-	} else {
-		hlen = strcspn(s, ":/");
-		s += hlen;
-	}
-	if (hlen == 0 || hlen >= sizeof(ep->host))
-		return -EINVAL;
-	memcpy(ep->host, host, hlen);
-	ep->host[hlen] = '\0';
-	ep->port = REDIS_DEFAULT_PORT;
-	if (*s == ':') {
-		size_t n = strcspn(s + 1, "/");
-
-		if (parse_uint(s + 1, n, 65535, &ep->port) < 0 || ep->port == 0)
-			return -EINVAL;
-		s += 1 + n;
-	}
-	if (*s == '/' && s[1] != '\0')
-		return parse_uint(s + 1, strlen(s + 1), 1000000, &ep->db);
-	return *s == '\0' || strcmp(s, "/") == 0 ? 0 : -EINVAL;
-}
-
-/* "/PATH[?db=N]" after "unix://". */
-static int
-parse_unix(const char *s, struct endpoint *ep)
-{
-	size_t n = strcspn(s, "?");
-
-	if (s[0] != '/' || n >= sizeof(ep->path))
-		return -EINVAL;
-	memcpy(ep->path, s, n);
-	ep->path[n] = '\0';
-	if (s[n] == '\0')
-		return 0;
-	if (strncmp(s + n, "?db=", 4) != 0)
-		return -EINVAL;
-	return parse_uint(s + n + 4, strlen(s + n + 4), 1000000, &ep->db);
-}
-
-/* redis://HOST[:PORT][/DB] or unix:///PATH[?db=N] (config.c checked the scheme). */
-static int
-parse_endpoint(const char *store, struct endpoint *ep, char *err, size_t errsz)
-{
-	int rc;
-
-	memset(ep, 0, sizeof(*ep));
-	if (strchr(store, '@') != NULL) {
-		snprintf(err, errsz, "store = %s: put credentials in redis_user and "
-			 "redis_password, not in the address", store);
-		return -EINVAL;
-	}
-	if (strncmp(store, "redis://", 8) == 0)
-		rc = parse_tcp(store + 8, ep);
-	else if (strncmp(store, "unix://", 7) == 0)
-		rc = parse_unix(store + 7, ep);
-	else
-		rc = -EINVAL;
-	if (rc < 0)
-		snprintf(err, errsz, "store = %s: expected redis://HOST[:PORT][/DB] "
-			 "or unix:///PATH[?db=N]", store);
-	return rc;
-}
 
 static char *
 dup_or_null(const char *s)
@@ -1336,7 +1331,7 @@ dup_or_null(const char *s)
 
 static int
 init_where(struct backend_redis *b, const struct config *cfg,
-	   const struct endpoint *ep, char *err, size_t errsz)
+	   const struct redis_endpoint *ep, char *err, size_t errsz)
 {
 	if (strlen(cfg->redis_prefix) > PREFIX_MAX) {
 		snprintf(err, errsz, "redis_prefix is longer than %d bytes",
@@ -1374,11 +1369,11 @@ backend_redis_open(struct backend **out, uv_loop_t *loop,
 		   const struct backend_events *ev, char *err, size_t errsz)
 {
 	struct backend_redis *b;
-	struct endpoint ep;
+	struct redis_endpoint ep;
 	int rc;
 
 	*out = NULL;
-	rc = parse_endpoint(cfg->store, &ep, err, errsz);
+	rc = redis_endpoint_parse(cfg->store, &ep, err, errsz);
 	if (rc < 0)
 		return rc;
 	b = calloc(1, sizeof(*b));

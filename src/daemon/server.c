@@ -922,6 +922,15 @@ warn_restart_only(const struct config *old, const struct config *next)
 	note_change(names, sz, strcmp(old->metrics_listen,
 				      next->metrics_listen) != 0,
 		    "metrics_listen");
+	note_change(names, sz, strcmp(old->store, next->store) != 0, "store");
+	note_change(names, sz, strcmp(old->redis_user, next->redis_user) != 0 ||
+		    strcmp(old->redis_password, next->redis_password) != 0,
+		    "redis_user/redis_password");
+	note_change(names, sz, strcmp(old->redis_prefix, next->redis_prefix) != 0,
+		    "redis_prefix");
+	note_change(names, sz, old->privacy != next->privacy ||
+		    strcmp(old->privacy_key_file, next->privacy_key_file) != 0,
+		    "privacy");
 	if (names[0] != '\0')
 		log_msg(LOG_LEVEL_WARN, "reload: changes to %s take effect at the "
 			"next restart", names);

@@ -18,6 +18,7 @@
 
 #include "addr.h"
 #include "answer.h"
+#include "redis_endpoint.h"
 
 enum key_type {
 	KT_BOOL,
@@ -644,12 +645,14 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 				"metrics_listen = '%s': expected [HOST:]PORT with a "
 				"numeric HOST, e.g. 127.0.0.1:9464",
 				cfg->metrics_listen);
-	if (strcmp(cfg->store, "lmdb") != 0 &&
-	    strncmp(cfg->store, "redis://", 8) != 0 &&
-	    strncmp(cfg->store, "unix://", 7) != 0)
-		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),
-				"store = '%s': expected lmdb, redis://HOST:PORT/DB "
-				"or unix:///PATH", cfg->store);
+	if (strcmp(cfg->store, "lmdb") != 0) {
+		struct redis_endpoint ep;
+		char why[300];
+
+		if (redis_endpoint_parse(cfg->store, &ep, why, sizeof(why)) < 0)
+			return error_at(err, errsz, -EINVAL, origin_of(o, "store"),
+					"%s (or store = lmdb)", why);
+	}
 #ifndef HAVE_HIREDIS
 	if (strcmp(cfg->store, "lmdb") != 0)
 		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),

@@ -1,0 +1,550 @@
+"""The Redis backend (store = redis://...) against a real redis-server.
+
+Each test starts its own redis-server on a free loopback port, without
+persistence, in a temporary directory, and stops it by its PID at the end.
+The engine scenarios run the same request sequence against an LMDB daemon
+and a Redis daemon side by side and expect identical replies and identical
+decision log lines.  Then: two daemons sharing one Redis, a flushed script
+cache, a replica promoted to primary, privacy mode, Redis killed and
+restarted, Redis hung (SIGSTOP), pipelining, the live whitelist in Redis,
+and AUTH/ACL/SELECT.
+
+Skipped when redis-server is not installed, unless GREYHOLD_REQUIRE_E2E=1
+(then that is a failure).  Standard library only.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+from harness import (GreyholdTestCase, REPLY_RE, align_to_second, free_port,
+                     make_request, reply_action, sleep_until)
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+START_TIMEOUT = 5.0
+# The daemon gives up on a command after 2 s, checked every 0.25 s.
+REQUEST_TIMEOUT = 2.0
+NAME = "mail.example.net"
+
+
+def require_redis():
+    missing = [name for name, path in (("redis-server", REDIS_SERVER),
+                                       ("redis-cli", REDIS_CLI)) if not path]
+    if not missing:
+        return
+    why = "%s not installed (Debian: redis-server)" % " and ".join(missing)
+    if os.environ.get("GREYHOLD_REQUIRE_E2E") == "1":
+        raise AssertionError(why + ", and GREYHOLD_REQUIRE_E2E=1")
+    raise unittest.SkipTest(why)
+
+
+class RedisServer:
+    """One redis-server process on a loopback port, no persistence."""
+
+    def __init__(self, workdir, extra=()):
+        self.workdir = workdir
+        self.extra = list(extra)
+        self.port = None
+        self.proc = None
+        self.log_path = os.path.join(workdir, "redis.log")
+
+    def start(self, port=None):
+        for _ in range(5):
+            self.port = port or free_port()
+            self._spawn()
+            if self._wait_ready():
+                return self
+            self.kill()
+            if port is not None:
+                break
+        raise RuntimeError("redis-server did not start:\n%s" % self.log())
+
+    def _spawn(self):
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--dir", self.workdir, "--logfile", ""] + self.extra
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         cwd=self.workdir)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                    s.sendall(b"PING\r\n")
+                    data = s.recv(100)
+                # +PONG, or -NOAUTH when a password is required: up either way
+                if data.startswith((b"+PONG", b"-NOAUTH")):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.02)
+        return False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def url(self, db=0):
+        return "redis://127.0.0.1:%d/%d" % (self.port, db)
+
+    def signal(self, sig):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        """SIGKILL by PID and reap."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.signal(signal.SIGCONT)     # in case a test left it stopped
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def cli(self, *args, db=0, auth=()):
+        """Run redis-cli; returns its stdout (raw protocol-free text)."""
+        argv = [REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port),
+                "-n", str(db), "--no-auth-warning"]
+        if auth:
+            user, password = auth
+            if user:
+                argv += ["--user", user]
+            argv += ["--pass", password]
+        out = subprocess.run(argv + [str(a) for a in args], check=True,
+                             capture_output=True, timeout=10)
+        return out.stdout.decode("utf-8", "replace").strip()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+def req(client="192.0.2.10", sender="alice@example.org",
+        recipient="bob@example.com"):
+    return make_request(client_address=client, sender=sender,
+                        recipient=recipient, client_name=NAME)
+
+
+class RedisTestCase(GreyholdTestCase):
+
+    def setUp(self):
+        require_redis()
+
+    def redis(self, extra=()):
+        r = RedisServer(self.tmpdir(), extra)
+        self.addCleanup(self._dump_redis_log_on_failure, r)
+        self.addCleanup(r.stop)
+        return r.start()
+
+    def _dump_redis_log_on_failure(self, r):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is not None and not getattr(outcome, "success", True):
+            print("\n---- redis-server log ----\n%s---- end ----"
+                  % r.log()[-3000:])
+
+    def redis_daemon(self, redis, args=(), db=0, settings=(), **kw):
+        opts = ["-o", "store=%s" % redis.url(db)]
+        for s in settings:
+            opts += ["-o", s]
+        return self.daemon(list(args) + opts, **kw)
+
+    def ask(self, d, request, timeout=harness.REPLY_TIMEOUT):
+        """(reply, decision log line) for one request on a fresh connection."""
+        mark = d.log_mark()
+        reply = d.ask(request, timeout)
+        self.assertRegex(reply, REPLY_RE)
+        line = d.wait_log(r"^greyhold: action=", mark)
+        return reply, line
+
+    def wait_reply(self, d, request, want, timeout, interval=0.2):
+        """Ask until want(reply) holds; returns the reply, or fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = d.ask(request)
+            if want(reply):
+                return reply
+            if time.monotonic() > deadline:
+                self.fail("no reply like that within %.0fs; last %r"
+                          % (timeout, reply))
+            time.sleep(interval)
+
+
+class SameAnswersAsLmdb(RedisTestCase):
+    """The script must decide exactly like engine.c + db.c."""
+
+    def run_side_by_side(self, args, steps):
+        """steps: (second offset, request, expected reply action, expected
+        log prefix after "greyhold: ").  Every request goes to both daemons
+        in the same whole second; replies and log lines must match."""
+        redis = self.redis()
+        lmdb_d = self.daemon(args)
+        redis_d = self.redis_daemon(redis, args)
+        t0 = align_to_second(0.1)
+        for offset, request, action, logged in steps:
+            sleep_until(t0 + offset)
+            got_l = self.ask(lmdb_d, request)
+            got_r = self.ask(redis_d, request)
+            self.assertLess(time.time(), t0 + offset + 0.8,
+                            "a step spilled into the next second")
+            what = "t+%ss %s %s -> %s" % (offset, request["client_address"],
+                                          request["recipient"], got_l)
+            self.assertEqual(got_r, got_l, what)
+            self.assertEqual(reply_action(got_l[0]), action, what)
+            self.assertTrue(got_l[1].startswith("greyhold: " + logged),
+                            "%s: expected %r" % (what, logged))
+
+    def test_engine_scenarios(self):
+        r1 = req()
+        same_net = req(client="192.0.2.77")
+        other_rcpt = req(recipient="carol@example.com")
+        other_net = req(client="192.0.3.10")
+        v6 = req(client="2001:db8:1:2::10")
+        v6_same_64 = req(client="2001:db8:1:2::ffff")
+        defer, dunno = "DEFER_IF_PERMIT", "DUNNO"
+        self.run_side_by_side(
+            ["--delay", "2", "-o", "retry_window=3s",
+             "--auto-whitelist-clients=0"],
+            [
+                (0, r1, defer, "action=greylist, reason=new,"),
+                (0, same_net, defer,
+                 "action=greylist, reason=early-retry (2s missing),"),
+                (0, v6, defer, "action=greylist, reason=new,"),
+                (1, r1, defer,
+                 "action=greylist, reason=early-retry (1s missing),"),
+                (1, other_rcpt, defer, "action=greylist, reason=new,"),
+                (2, r1, dunno,
+                 "action=pass, reason=triplet found, delay=2,"),
+                (2, same_net, dunno, "action=pass, reason=triplet found, "
+                 "client_name"),
+                (2, other_net, defer, "action=greylist, reason=new,"),
+                (2, v6_same_64, dunno,
+                 "action=pass, reason=triplet found, delay=2,"),
+                (3, other_rcpt, dunno,
+                 "action=pass, reason=triplet found, delay=2,"),
+                # other_net first seen at +2: at +6 the window (3 s) is over
+                (6, other_net, defer,
+                 "action=greylist, reason=new (seen too long ago),"),
+                (6, other_net, defer,
+                 "action=greylist, reason=early-retry (2s missing),"),
+                (6, r1, dunno, "action=pass, reason=triplet found, "
+                 "client_name"),
+            ])
+
+    def test_auto_whitelist(self):
+        defer, dunno = "DEFER_IF_PERMIT", "DUNNO"
+        unknown = req(client="unknown")
+        self.run_side_by_side(
+            ["--delay", "2", "--auto-whitelist-clients=1"],
+            [
+                (0, req(), defer, "action=greylist, reason=new,"),
+                (0, unknown, defer, "action=greylist, reason=new,"),
+                (2, req(), dunno,
+                 "action=pass, reason=triplet found, delay=2,"),
+                # One counted pass whitelists the client's /24.
+                (2, req(sender="x@example.net", recipient="y@example.com"),
+                 dunno, "action=pass, reason=client AWL,"),
+                (2, req(client="192.0.2.200", recipient="z@example.com"),
+                 dunno, "action=pass, reason=client AWL,"),
+                (2, req(client="198.51.100.1"), defer,
+                 "action=greylist, reason=new,"),
+                # Clients without an address are never auto-whitelisted.
+                (2, unknown, dunno,
+                 "action=pass, reason=triplet found, delay=2,"),
+                (2, req(client="unknown", recipient="w@example.com"), defer,
+                 "action=greylist, reason=new,"),
+            ])
+
+
+class SharedState(RedisTestCase):
+
+    def test_two_daemons_share_one_redis(self):
+        redis = self.redis()
+        mx1 = self.redis_daemon(redis, ["--delay", "1"])
+        mx2 = self.redis_daemon(redis, ["--delay", "1"])
+        reply, line = self.ask(mx1, req())
+        self.assertEqual(reply_action(reply), "DEFER_IF_PERMIT")
+        first = time.time()
+        # The other MX knows the triplet already.
+        reply, line = self.ask(mx2, req())
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=early-retry"), line)
+        sleep_until(first + 1.05)
+        reply, line = self.ask(mx2, req())
+        self.assertEqual(reply, "action=DUNNO\n\n")
+        self.assertRegex(line, r"^greyhold: action=pass, reason=triplet "
+                         r"found, delay=[12], ")
+        reply, line = self.ask(mx1, req())
+        self.assertTrue(line.startswith("greyhold: action=pass, "
+                                        "reason=triplet found, client_name"),
+                        line)
+
+    def test_host_name_is_looked_up(self):
+        redis = self.redis()
+        d = self.daemon(["--delay", "60", "-o",
+                         "store=redis://localhost:%d" % redis.port])
+        self.wait_reply(d, req(),
+                        lambda r: r.startswith("action=DEFER_IF_PERMIT"),
+                        timeout=5)
+
+    def test_unix_socket_and_database(self):
+        path = os.path.join(self.tmpdir(), "redis.sock")
+        redis = self.redis(["--unixsocket", path, "--unixsocketperm", "700"])
+        d = self.daemon(["--delay", "60", "-o",
+                         "store=unix://%s?db=2" % path])
+        self.wait_reply(d, req(),
+                        lambda r: r.startswith("action=DEFER_IF_PERMIT"),
+                        timeout=5)
+        self.assertEqual(redis.cli("DBSIZE", db=2), "1")
+
+    def test_privacy_keys_hold_no_addresses(self):
+        check = subprocess.run([harness.greyhold_bin(), "-n", "-c",
+                                "/dev/null", "-o", "privacy=yes"],
+                               capture_output=True, timeout=10)
+        if b"built without" in check.stdout + check.stderr:
+            self.skipTest("greyhold built without privacy support")
+        redis = self.redis()
+        workdir = self.tmpdir()
+        d = self.redis_daemon(
+            redis, ["--delay", "60"], workdir=workdir,
+            settings=["privacy=yes", "privacy_key_file=%s"
+                      % os.path.join(workdir, "privacy.key")])
+        reply, line = self.ask(d, req())
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=new,"), line)
+        reply, line = self.ask(d, req(client="192.0.2.99"))
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=early-retry"), line)
+        self.assertEqual(redis.cli("DBSIZE"), "1")
+        keys = redis.cli("--scan")
+        self.assertTrue(keys.startswith("greyhold:t:{"), keys)
+        for text in ("192.0.2", "alice", "example"):
+            self.assertNotIn(text, keys)
+
+    def test_script_cache_flushed(self):
+        redis = self.redis()
+        d = self.redis_daemon(redis, ["--delay", "60"])
+        self.assertEqual(reply_action(d.ask(req())), "DEFER_IF_PERMIT")
+        redis.cli("SCRIPT", "FLUSH")
+        # EVALSHA gets NOSCRIPT; the daemon sends EVAL, which reloads it.
+        reply, line = self.ask(d, req())
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=early-retry"), line)
+        reply, line = self.ask(d, req(recipient="other@example.com"))
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=new"), line)
+        self.assertNotIn("store failure", d.log())
+
+    def test_replica_promoted(self):
+        """A daemon whose address leads to a replica (a primary demoted in
+        a failover) fails over to the failure action, drops the
+        connection on READONLY, and works once that server is primary."""
+        primary = self.redis()
+        replica = self.redis(["--replicaof", "127.0.0.1", str(primary.port)])
+        d = self.redis_daemon(replica, ["--delay", "60"])
+        mark = d.log_mark()
+        self.assertEqual(d.ask(req()), "action=DUNNO\n\n")
+        d.wait_log(r"redis: request failed \(Read-only file system: "
+                   r"READONLY", mark)
+        replica.cli("REPLICAOF", "NO", "ONE")
+        self.wait_reply(d, req(),
+                        lambda r: r.startswith("action=DEFER_IF_PERMIT"),
+                        timeout=8)
+
+
+class Outages(RedisTestCase):
+
+    def test_redis_killed_and_restarted(self):
+        redis = self.redis()
+        d = self.redis_daemon(redis, ["--delay", "60"])
+        self.assertEqual(reply_action(d.ask(req())), "DEFER_IF_PERMIT")
+        mark = d.log_mark()
+        # A request in flight when Redis dies is answered at once, not
+        # after the request timeout (SIGSTOP only keeps it in flight).
+        redis.signal(signal.SIGSTOP)
+        c = self.connect(d)
+        c.send_request(req(recipient="in-flight@example.com"))
+        time.sleep(0.3)
+        killed = time.monotonic()
+        redis.kill()
+        self.assertEqual(c.read_reply(), "action=DUNNO\n\n")
+        self.assertLess(time.monotonic() - killed, 1.0)
+        # Answers keep coming, with the failure action, at once.
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < 2.5:
+            t = time.monotonic()
+            reply = d.ask(req(recipient="r%d@example.com" % n))
+            self.assertEqual(reply, "action=DUNNO\n\n")
+            self.assertLess(time.monotonic() - t, REQUEST_TIMEOUT)
+            n += 1
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        log = d.log_since(mark)
+        errors = re.findall(r"^greyhold: action=error, reason=store failure",
+                            log, re.M)
+        self.assertEqual(len(errors), n + 1, log)     # + the one in flight
+        # The backend's own complaints: at most about one a second each.
+        for what in ("redis: request failed", "redis: no connection"):
+            count = log.count(what)
+            self.assertGreaterEqual(count, 1, log)
+            self.assertLessEqual(count, int(elapsed) + 2,
+                                 "%s logged %d times in %.1fs" % (what, count,
+                                                                  elapsed))
+        # Back on the same port, empty: greylisting resumes by itself.
+        redis.start(port=redis.port)
+        reply = self.wait_reply(
+            d, req(), lambda r: r.startswith("action=DEFER_IF_PERMIT"),
+            timeout=8)
+        d.wait_log(r"redis: connected to", mark)
+
+    def test_hung_redis_answers_within_the_timeout(self):
+        redis = self.redis()
+        d = self.redis_daemon(redis, ["--delay", "60"])
+        self.assertEqual(reply_action(d.ask(req())), "DEFER_IF_PERMIT")
+        redis.signal(signal.SIGSTOP)
+        try:
+            t = time.monotonic()
+            reply = d.ask(req(recipient="hung@example.com"))
+            waited = time.monotonic() - t
+            self.assertEqual(reply, "action=DUNNO\n\n")
+            self.assertGreaterEqual(waited, REQUEST_TIMEOUT - 0.1)
+            self.assertLess(waited, REQUEST_TIMEOUT + 1.0)
+            # Now known to be down: no more waiting.
+            t = time.monotonic()
+            self.assertEqual(d.ask(req(recipient="next@example.com")),
+                             "action=DUNNO\n\n")
+            self.assertLess(time.monotonic() - t, 0.5)
+        finally:
+            redis.signal(signal.SIGCONT)
+        self.wait_reply(
+            d, req(recipient="after@example.com"),
+            lambda r: r.startswith("action=DEFER_IF_PERMIT"), timeout=8)
+
+
+class Pipelining(RedisTestCase):
+
+    def test_many_requests_in_flight_on_several_connections(self):
+        redis = self.redis()
+        d = self.redis_daemon(redis, ["--delay", "60"])
+        conns, per_conn = 8, 60
+        replies = [None] * conns
+        errors = []
+
+        def run(i):
+            try:
+                with d.client() as c:
+                    data = b"".join(
+                        harness.encode_request(req(
+                            client="198.51.%d.1" % i,
+                            recipient="u%d@example.com" % j))
+                        for j in range(per_conn))
+                    c.send(data)
+                    replies[i] = [c.read_reply() for _ in range(per_conn)]
+            except Exception as e:      # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(i,))
+                   for i in range(conns)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(errors, [])
+        for i in range(conns):
+            self.assertEqual(len(replies[i]), per_conn)
+            for r in replies[i]:
+                self.assertEqual(reply_action(r), "DEFER_IF_PERMIT", r)
+        # One triplet record each, nothing else (no pass, no client record).
+        self.assertEqual(redis.cli("DBSIZE"), str(conns * per_conn))
+        log = d.log()
+        self.assertEqual(log.count("action=greylist, reason=new,"),
+                         conns * per_conn)
+        self.assertNotIn("store failure", log)
+
+
+class LiveWhitelist(RedisTestCase):
+
+    def test_entry_put_with_redis_cli_applies_within_two_seconds(self):
+        redis = self.redis()
+        d = self.redis_daemon(redis, ["--delay", "60"])
+        client = "203.0.113.5"
+        reply, line = self.ask(d, req(client=client))
+        self.assertEqual(reply_action(reply), "DEFER_IF_PERMIT")
+        # What greyholdctl's redis_admin writes: the entry, then the
+        # generation (redis_admin does both in one script).
+        now = int(time.time())
+        redis.cli("HSET", "greyhold:whitelist", "c:" + client,
+                  "%d,0,added by the test, with commas" % now)
+        redis.cli("INCR", "greyhold:wl_generation")
+        start = time.monotonic()
+        self.wait_reply(d, req(client=client),
+                        lambda r: r == "action=DUNNO\n\n", timeout=3,
+                        interval=0.1)
+        self.assertLess(time.monotonic() - start, 2.5)
+        reply, line = self.ask(d, req(client=client))
+        self.assertTrue(line.startswith("greyhold: action=pass, reason=client "
+                                        "whitelist (live),"), line)
+        # An expired entry does not count; removal applies the same way.
+        redis.cli("HSET", "greyhold:whitelist", "r:bob@example.com",
+                  "%d,%d," % (now - 10, now - 1))
+        redis.cli("HDEL", "greyhold:whitelist", "c:" + client)
+        redis.cli("INCR", "greyhold:wl_generation")
+        self.wait_reply(d, req(client=client),
+                        lambda r: r.startswith("action=DEFER_IF_PERMIT"),
+                        timeout=3, interval=0.1)
+
+
+class Authentication(RedisTestCase):
+
+    def test_password_acl_user_and_database(self):
+        redis = self.redis(["--requirepass", "default-secret",
+                            "--user", "mx", "on", ">mx-secret", "~*", "&*",
+                            "+@all"])
+        by_password = self.redis_daemon(
+            redis, ["--delay", "60"], db=3,
+            settings=["redis_password=default-secret"])
+        by_user = self.redis_daemon(
+            redis, ["--delay", "60"], db=3,
+            settings=["redis_user=mx", "redis_password=mx-secret"])
+        wrong = self.redis_daemon(
+            redis, ["--delay", "60"], settings=["redis_password=wrong"])
+
+        self.assertEqual(reply_action(by_password.ask(req())),
+                         "DEFER_IF_PERMIT")
+        reply, line = self.ask(by_user, req())
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=early-retry"), line)
+        auth = ("", "default-secret")
+        self.assertEqual(redis.cli("DBSIZE", db=3, auth=auth), "1")
+        self.assertEqual(redis.cli("DBSIZE", db=0, auth=auth), "0")
+
+        self.assertEqual(wrong.ask(req()), "action=DUNNO\n\n")
+        wrong.wait_log(r"redis: no connection .*WRONGPASS")
+
+
+if __name__ == "__main__":
+    harness.main()
