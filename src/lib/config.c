@@ -473,6 +473,10 @@ set_value(struct config *cfg, const struct key *k, const char *value,
 		}
 		return set_string(f, value);
 	case KT_LIST:
+		if (!printable(value)) {
+			snprintf(why, whysz, "control characters are not allowed");
+			return -EINVAL;
+		}
 		return list_set(f, value);
 	}
 	return -EINVAL;

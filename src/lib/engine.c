@@ -54,15 +54,18 @@ engine_triplet(const struct record *rec, int64_t now,
 	}
 
 	elapsed = now - rec->first_seen;
-	if (elapsed > p->retry_window) {
+	/*
+	 * First seen "in the future": the clock went back.  Start the delay
+	 * from now, so the seconds we promise are the seconds it takes.
+	 */
+	if (elapsed < 0 || elapsed > p->retry_window) {
 		start_over(now, p, out, v, ENGINE_RESTART);
 		return true;
 	}
 	if (elapsed < p->delay) {
 		v->action = ENGINE_DEFER;
 		v->reason = ENGINE_EARLY;
-		/* A clock that went back must not promise more than one delay. */
-		v->seconds_left = elapsed < 0 ? p->delay : p->delay - elapsed;
+		v->seconds_left = p->delay - elapsed;
 		return false;
 	}
 	v->action = ENGINE_PASS;
@@ -104,8 +107,9 @@ bool
 engine_triplet_expired(const struct record *r, int64_t now,
 		       const struct engine_params *p)
 {
+	/* A pending record from "the future" restarts anyway (clock back). */
 	if (r->passes == 0)
-		return now - r->first_seen > p->retry_window;
+		return now < r->first_seen || now - r->first_seen > p->retry_window;
 	return now - r->last_seen > p->max_age;
 }
 

@@ -600,13 +600,44 @@ whitelist_match_client(const whitelist_t *wl, const char *addr,
 	return regex_any(wl, &wl->client_re, lname, name_len);
 }
 
+/*
+ * Whether a "user@" or "user@domain" entry names r, whose local part ends
+ * at at.  The entry may name the local part whole or up to any '+'
+ * (postgrey: "user@" also covers "user+anything@"), and with the domain
+ * ("user@example.org" also covers "user+x@example.org").
+ */
+static bool
+user_match(const whitelist_t *wl, char *r, char *at)
+{
+	char addr[WHITELIST_MAX_ENTRY];
+	size_t dlen = strlen(at);
+	char *end;
+
+	for (end = r; end <= at; end++) {
+		char saved;
+
+		if (end != at && (*end != '+' || end == r))
+			continue;
+		saved = *end;
+		*end = '\0';
+		if (strings_has(&wl->rcpt_users, r)) {
+			*end = saved;
+			return true;
+		}
+		*end = saved;
+		memcpy(addr, r, (size_t)(end - r));
+		memcpy(addr + (end - r), at, dlen + 1);
+		if (strings_has(&wl->rcpt_addrs, addr))
+			return true;
+	}
+	return false;
+}
+
 bool
 whitelist_match_recipient(const whitelist_t *wl, const char *rcpt, size_t len)
 {
 	char r[WHITELIST_MAX_ENTRY];
-	char base[WHITELIST_MAX_ENTRY];
 	char *at;
-	size_t local_len, plus;
 
 	if (rcpt == NULL || len == 0 || len >= sizeof(r))
 		return false;
@@ -615,22 +646,7 @@ whitelist_match_recipient(const whitelist_t *wl, const char *rcpt, size_t len)
 	lower(r, len);
 	at = strrchr(r, '@');
 	if (at != NULL) {
-		local_len = (size_t)(at - r);
-		/* "user+ext" matches entries for "user". */
-		plus = strcspn(r, "+");
-		if (plus > 0 && plus < local_len)
-			local_len = plus;
-		snprintf(base, sizeof(base), "%.*s", (int)local_len, r);
-		if (strings_has(&wl->rcpt_users, base))
-			return true;
-		/* An entry may name the extension itself: "bob+lists@". */
-		snprintf(base, sizeof(base), "%.*s", (int)(at - r), r);
-		if (local_len < (size_t)(at - r) &&
-		    strings_has(&wl->rcpt_users, base))
-			return true;
-		snprintf(base, sizeof(base), "%.*s%s", (int)local_len, r, at);
-		if (strings_has(&wl->rcpt_addrs, r) ||
-		    strings_has(&wl->rcpt_addrs, base))
+		if (user_match(wl, r, at))
 			return true;
 		if (suffix_match(&wl->rcpt_domains, at + 1))
 			return true;

@@ -270,18 +270,26 @@ test_passes_saturate(void **state)
 
 /* ---- clock going backwards ------------------------------------------------------ */
 
+/*
+ * A pending triplet first seen "in the future": the delay restarts from
+ * now (written), so the promised seconds are the seconds it takes, and
+ * the retry after them passes.
+ */
 static void
-test_clock_back_pending_promises_one_delay(void **state)
+test_clock_back_pending_restarts_and_keeps_its_promise(void **state)
 {
 	const struct record r = rec(T0, T0, 0);
 	struct engine_verdict v;
-	struct record out;
+	struct record out, again;
 
 	(void)state;
-	assert_false(decide(&r, T0 - 1, &params, &out, &v));
-	assert_verdict(&v, ENGINE_DEFER, ENGINE_EARLY, DELAY, 0);
-	assert_false(decide(&r, T0 - 86400, &params, &out, &v));
-	assert_verdict(&v, ENGINE_DEFER, ENGINE_EARLY, DELAY, 0);
+	assert_true(decide(&r, T0 - 3600, &params, &out, &v));
+	assert_verdict(&v, ENGINE_DEFER, ENGINE_RESTART, DELAY, 0);
+	assert_record(&out, T0 - 3600, T0 - 3600, 0);
+	assert_true(decide(&out, T0 - 3600 + DELAY, &params, &again, &v));
+	assert_int_equal(v.action, ENGINE_PASS);
+	assert_true(decide(&r, T0 - 1, &params, &out, &v));
+	assert_verdict(&v, ENGINE_DEFER, ENGINE_RESTART, DELAY, 0);
 }
 
 static void
@@ -531,7 +539,7 @@ main(void)
 		cmocka_unit_test(test_passed_at_max_age_still_passes),
 		cmocka_unit_test(test_passed_unseen_past_max_age_restarts),
 		cmocka_unit_test(test_passes_saturate),
-		cmocka_unit_test(test_clock_back_pending_promises_one_delay),
+		cmocka_unit_test(test_clock_back_pending_restarts_and_keeps_its_promise),
 		cmocka_unit_test(test_clock_back_passed_still_passes_and_resyncs),
 		cmocka_unit_test(test_params_are_used_not_constants),
 		cmocka_unit_test(test_client_first_pass_counted),
