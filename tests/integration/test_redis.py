@@ -7,12 +7,14 @@ and a Redis daemon side by side and expect identical replies and identical
 decision log lines.  Then: two daemons sharing one Redis, a flushed script
 cache, a replica promoted to primary, privacy mode, Redis killed and
 restarted, Redis hung (SIGSTOP), pipelining, the live whitelist in Redis,
-and AUTH/ACL/SELECT.
+greyholdctl on a Redis store (whitelist add/del/list reach every daemon;
+the other commands refuse), and AUTH/ACL/SELECT.
 
 Skipped when redis-server is not installed, unless GREYHOLD_REQUIRE_E2E=1
 (then that is a failure).  Standard library only.
 """
 
+import json
 import os
 import re
 import shutil
@@ -516,6 +518,116 @@ class LiveWhitelist(RedisTestCase):
         self.wait_reply(d, req(client=client),
                         lambda r: r.startswith("action=DEFER_IF_PERMIT"),
                         timeout=3, interval=0.1)
+
+
+def ctl_bin():
+    return os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
+
+
+class CtlOnRedis(RedisTestCase):
+    """greyholdctl with a config whose store is Redis: the live whitelist
+    commands work on that Redis, the others refuse."""
+
+    def setUp(self):
+        super().setUp()
+        if not os.access(ctl_bin(), os.X_OK):
+            self.skipTest("greyholdctl not built next to GREYHOLD_BIN")
+        self.workdir = self.tmpdir()
+
+    def config(self, redis):
+        """The config file the daemons and greyholdctl read."""
+        wl_clients = os.path.join(self.workdir, "wl_clients")
+        wl_rcpts = os.path.join(self.workdir, "wl_recipients")
+        for path in (wl_clients, wl_rcpts):
+            open(path, "w").close()
+        path = os.path.join(self.workdir, "greyhold.conf")
+        with open(path, "w") as f:
+            f.write("store = %s\ndelay = 60s\nwhitelist_clients = %s\n"
+                    "whitelist_recipients = %s\n"
+                    % (redis.url(), wl_clients, wl_rcpts))
+        return path
+
+    def ctl(self, conf, *args, expected=0):
+        r = subprocess.run([ctl_bin(), "-c", conf] + list(args),
+                           capture_output=True, universal_newlines=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, expected, "greyholdctl %s -> %d\n%s%s"
+                         % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def test_whitelist_commands_reach_every_daemon(self):
+        redis = self.redis()
+        conf = self.config(redis)
+        mx1 = self.daemon(config=conf)
+        mx2 = self.daemon(config=conf)
+        inside = req(client="198.51.100.7")
+        for d in (mx1, mx2):
+            reply, line = self.ask(d, inside)
+            self.assertEqual(reply_action(reply), "DEFER_IF_PERMIT", line)
+
+        # An entry the daemon would reject is refused, and nothing written.
+        r = self.ctl(conf, "whitelist", "add", "client", "198.51.100.0/33",
+                     expected=2)
+        self.assertTrue(r.stderr.strip(), "no error message")
+        self.assertEqual(redis.cli("EXISTS", "greyhold:whitelist"), "0")
+
+        self.ctl(conf, "whitelist", "add", "client", "198.51.100.0/24",
+                 "--comment", "partner")
+        added = time.monotonic()
+        for d in (mx1, mx2):
+            self.wait_reply(d, inside, lambda r: r == "action=DUNNO\n\n",
+                            timeout=3, interval=0.1)
+        self.assertLess(time.monotonic() - added, 2.5)
+        for d in (mx1, mx2):
+            reply, line = self.ask(d, inside)
+            self.assertTrue(line.startswith(
+                "greyhold: action=pass, reason=client whitelist (live),"),
+                line)
+        # Outside the network: still greylisted.
+        reply, line = self.ask(mx1, req(client="198.51.101.7"))
+        self.assertEqual(reply_action(reply), "DEFER_IF_PERMIT", line)
+
+        listed = json.loads(self.ctl(conf, "--json", "whitelist",
+                                     "list").stdout)
+        self.assertEqual(len(listed), 1, listed)
+        self.assertEqual(listed[0]["kind"], "client")
+        self.assertEqual(listed[0]["entry"], "198.51.100.0/24")
+        self.assertEqual(listed[0]["comment"], "partner")
+        self.assertEqual(listed[0]["expires"], 0)
+        self.assertFalse(listed[0]["expired"])
+        self.assertIn("198.51.100.0/24",
+                      self.ctl(conf, "whitelist", "list").stdout)
+
+        r = self.ctl(conf, "whitelist", "del", "client", "198.51.100.0/24")
+        self.assertIn("deleted", r.stdout)
+        for d in (mx1, mx2):
+            self.wait_reply(d, inside,
+                            lambda r: r.startswith("action=DEFER_IF_PERMIT"),
+                            timeout=3, interval=0.1)
+        self.ctl(conf, "whitelist", "del", "client", "198.51.100.0/24",
+                 expected=1)
+        self.assertEqual(json.loads(self.ctl(conf, "--json", "whitelist",
+                                             "list").stdout), [])
+
+    def test_other_commands_refuse_a_redis_store(self):
+        redis = self.redis()
+        conf = self.config(redis)
+        for args in (("list",), ("stats",), ("dump",),
+                     ("check", "192.0.2.1", "a@example.org",
+                      "b@example.com")):
+            with self.subTest(args=args):
+                r = self.ctl(conf, *args, expected=2)
+                self.assertIn("store = %s" % redis.url(), r.stderr)
+                self.assertIn("'whitelist add'", r.stderr)
+                self.assertEqual(r.stdout, "")
+        self.assertEqual(redis.cli("DBSIZE"), "0")
+
+    def test_redis_down(self):
+        redis = self.redis()
+        conf = self.config(redis)
+        redis.stop()
+        r = self.ctl(conf, "whitelist", "list", expected=2)
+        self.assertIn("cannot connect to %s" % redis.url(), r.stderr)
 
 
 class Authentication(RedisTestCase):
