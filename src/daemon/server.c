@@ -39,7 +39,8 @@
 
 #define READ_BUF 4096
 #define MAX_INFLIGHT 16
-#define OUT_MAX (MAX_INFLIGHT * ANSWER_REPLY_MAX)
+/* Room for several answers; one that does not fit waits for the next. */
+#define OUT_MAX (4 * ANSWER_REPLY_MAX)
 /* Seconds SIGTERM waits for in-flight answers before giving up. */
 #define DRAIN_TIMEOUT_MS 10000
 
@@ -136,6 +137,7 @@ struct server {
 
 static void conn_close(struct conn *c);
 static void answer_slot(struct server *srv, struct slot *s);
+static void log_protocol_error(struct conn *c, const char *why);
 static void conn_process_input(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -245,13 +247,12 @@ on_write(uv_write_t *req, int status)
  * start a write if none is under way.  Stops at the first unanswered
  * request, so answers keep the order of the requests.
  */
-static void
-conn_flush(struct conn *c)
+/* Move answered requests from the FIFO head into the filling buffer. */
+static bool
+conn_take_answers(struct conn *c)
 {
 	bool freed = false;
 
-	if (c->closing)
-		return;
 	while (c->head != NULL && c->head->done) {
 		struct slot *s = c->head;
 		size_t *len = &c->out_len[c->out_fill];
@@ -268,33 +269,68 @@ conn_flush(struct conn *c)
 		c->inflight--;
 		freed = true;
 	}
-	if (!c->writing && c->out_len[c->out_fill] > 0) {
-		int i = c->out_fill;
-		uv_buf_t buf = uv_buf_init(c->out[i], (unsigned)c->out_len[i]);
-		int rc;
+	return freed;
+}
 
-		/* Most answers fit the socket buffer: skip the write request. */
-		rc = uv_try_write(&c->h.stream, &buf, 1);
-		if (rc == (int)buf.len) {
-			c->out_len[i] = 0;
-		} else if (rc >= 0 || rc == UV_EAGAIN) {
-			size_t sent = rc > 0 ? (size_t)rc : 0;
+/*
+ * Write the filling buffer.  Returns 1 when it all went out at once (the
+ * buffer is free again), 0 when a write request now owns it, or -1 after
+ * closing the connection on an error.
+ */
+static int
+conn_write_out(struct conn *c)
+{
+	int i = c->out_fill;
+	uv_buf_t buf = uv_buf_init(c->out[i], (unsigned)c->out_len[i]);
+	size_t sent;
+	int rc;
 
-			buf.base += sent;
-			buf.len -= sent;
-			c->writing = true;
-			c->out_fill = !i;
-			c->wreq.data = c;
-			rc = uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write);
-			if (rc < 0) {
-				c->writing = false;
-				conn_close(c);
-				return;
-			}
-		} else {
-			conn_close(c);
+	/* Most answers fit the socket buffer: skip the write request. */
+	rc = uv_try_write(&c->h.stream, &buf, 1);
+	if (rc == (int)buf.len) {
+		c->out_len[i] = 0;
+		return 1;
+	}
+	if (rc < 0 && rc != UV_EAGAIN) {
+		conn_close(c);
+		return -1;
+	}
+	sent = rc > 0 ? (size_t)rc : 0;
+	buf.base += sent;
+	buf.len -= sent;
+	c->writing = true;
+	c->out_fill = !i;
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write) < 0) {
+		c->writing = false;
+		conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Send every answer that is due, in request order, then resume reading if
+ * answers made room.  Stops at the first unanswered request.
+ */
+static void
+conn_flush(struct conn *c)
+{
+	bool freed = false;
+
+	if (c->closing)
+		return;
+	for (;;) {
+		if (conn_take_answers(c))
+			freed = true;
+		if (c->writing || c->out_len[c->out_fill] == 0)
+			break;
+		/* Written at once: more answers may wait for the free buffer. */
+		int rc = conn_write_out(c);
+		if (rc < 0)
 			return;
-		}
+		if (rc == 0)
+			break;
 	}
 	/* Stopping: reading has stopped, so a half-read request never ends. */
 	if (c->head == NULL && !c->writing && (c->eof || c->srv->stopping)) {
@@ -396,11 +432,12 @@ handle_request(struct conn *c, const struct policy_request *r)
 	char line[ANSWER_LOG_MAX];
 
 	if (!policy_str_eq(r->request, "smtpd_access_policy")) {
-		char shown[80];
+		char shown[80], why[120];
 
-		log_msg(LOG_LEVEL_WARN, "%s: unknown request=%s, closing connection",
-			c->peer, log_escape(shown, sizeof(shown), r->request.ptr,
-					    r->request.len, 40));
+		snprintf(why, sizeof(why), "unknown request=%s",
+			 log_escape(shown, sizeof(shown), r->request.ptr,
+				    r->request.len, 40));
+		log_protocol_error(c, why);
 		return false;
 	}
 	s = slot_get(c);
@@ -1185,8 +1222,8 @@ server_run(struct server *srv)
 	rc = backend_open(&srv->be, &srv->loop, srv->cfg, &srv->params, &ev, err,
 			  sizeof(err));
 	if (rc < 0) {
+		/* Without a store there is nothing to serve: stop, loudly. */
 		log_msg(LOG_LEVEL_ERR, "%s", err);
-		uv_run(&srv->loop, UV_RUN_DEFAULT);
 		return rc;
 	}
 	srv->m.static_whitelist_entries = whitelist_size(srv->wl);

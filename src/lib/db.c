@@ -134,8 +134,38 @@ open_dbis(db_t *db, bool readonly, char *err, size_t errsz)
 fail_txn:
 	mdb_txn_abort(txn);
 fail:
-	snprintf(err, errsz, "cannot open databases: %s", mdb_strerror(rc));
+	snprintf(err, errsz, "cannot open databases in the environment: %s "
+		 "(a damaged data.mdb: restore it from a backup, or move it away "
+		 "to start with an empty database)", mdb_strerror(rc));
 	return db_errno(rc);
+}
+
+/*
+ * A data.mdb shorter than the pages its meta page says are in use was
+ * truncated (a full disk during a copy, a bad restore): LMDB would map
+ * past its end and the process would die of SIGBUS on first access.
+ */
+static int
+check_file_size(db_t *db, const char *dir, const MDB_envinfo *info, char *err,
+		size_t errsz)
+{
+	char path[4096];
+	struct stat st;
+	MDB_stat ms;
+	uint64_t need;
+
+	if (mdb_env_stat(db->env, &ms) != 0 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path) ||
+	    stat(path, &st) < 0)
+		return 0;
+	need = ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize;
+	if ((uint64_t)st.st_size >= need)
+		return 0;
+	snprintf(err, errsz, "%s is truncated (%lld bytes, %llu in use): restore "
+		 "it from a backup, or move it away to start with an empty "
+		 "database", path, (long long)st.st_size,
+		 (unsigned long long)need);
+	return -EBADMSG;
 }
 
 int
@@ -185,6 +215,13 @@ db_open(db_t **out, const struct db_options *opts, char *err, size_t errsz)
 			dead, opts->dir);
 	mdb_env_info(db->env, &info);
 	db->map_size = info.me_mapsize;
+	rc = check_file_size(db, opts->dir, &info, err, errsz);
+	if (rc < 0) {
+		mdb_env_close(db->env);
+		pthread_rwlock_destroy(&db->resize_lock);
+		free(db);
+		return rc;
+	}
 
 	rc = open_dbis(db, opts->readonly, err, errsz);
 	if (rc != 0) {
@@ -227,18 +264,17 @@ db_sync(db_t *db)
 	return db_errno(mdb_env_sync(db->env, 1));
 }
 
-/* Double the map, up to the cap.  No transaction may be open. */
+/* Double the map, up to limit.  No transaction may be open. */
 static int
-grow_map(db_t *db)
+grow_map_to(db_t *db, uint64_t limit)
 {
 	uint64_t next = db->map_size * 2;
 	int rc;
 
-	if (db->map_size >= db->max_size) {
+	if (db->map_size >= limit)
 		return MDB_MAP_FULL;
-	}
-	if (next > db->max_size)
-		next = db->max_size;
+	if (next > limit)
+		next = limit;
 	pthread_rwlock_wrlock(&db->resize_lock);
 	rc = mdb_env_set_mapsize(db->env, next);
 	pthread_rwlock_unlock(&db->resize_lock);
@@ -249,6 +285,27 @@ grow_map(db_t *db)
 		(unsigned long long)(next >> 20),
 		(unsigned long long)(db->max_size >> 20));
 	return 0;
+}
+
+static int
+grow_map(db_t *db)
+{
+	return grow_map_to(db, db->max_size);
+}
+
+/*
+ * Deleting needs free pages too (LMDB copies on write), so a map full at
+ * its cap could never be emptied.  Expiry may use a small reserve above
+ * the cap: a sixteenth of it, at least 1 MiB.
+ */
+static int
+grow_map_for_deletes(db_t *db)
+{
+	uint64_t reserve = db->max_size / 16;
+
+	if (reserve < (1ULL << 20))
+		reserve = 1ULL << 20;
+	return grow_map_to(db, db->max_size + reserve);
 }
 
 /* Another process grew the map: adopt its size. */
@@ -424,9 +481,34 @@ is_expired(db_t *db, const MDB_val *v, int64_t now,
 				 : engine_client_expired(&r, now, p);
 }
 
+static int expire_slice_once(db_t *db, int64_t now,
+			     const struct engine_params *p, size_t budget,
+			     size_t *removed, bool *wrapped);
+
 int
 db_expire_slice(db_t *db, int64_t now, const struct engine_params *p,
 		size_t budget, size_t *removed, bool *wrapped)
+{
+	int saved_db = db->sweep_db;
+	size_t saved_len = db->sweep_key_len;
+	char saved_key[sizeof(db->sweep_key)];
+	int rc;
+
+	memcpy(saved_key, db->sweep_key, saved_len);
+	rc = expire_slice_once(db, now, p, budget, removed, wrapped);
+	if (rc == -ENOSPC && grow_map_for_deletes(db) == 0) {
+		/* Same slice again, from the same place, with room to delete. */
+		db->sweep_db = saved_db;
+		db->sweep_key_len = saved_len;
+		memcpy(db->sweep_key, saved_key, saved_len);
+		rc = expire_slice_once(db, now, p, budget, removed, wrapped);
+	}
+	return rc;
+}
+
+static int
+expire_slice_once(db_t *db, int64_t now, const struct engine_params *p,
+		  size_t budget, size_t *removed, bool *wrapped)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;

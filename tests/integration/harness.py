@@ -10,6 +10,10 @@ Everything a test starts is stopped and removed by cleanups registered on
 the test case, and an atexit hook kills any daemon still running, so a
 failing or interrupted test leaves no process and no directory behind.
 
+GREYHOLD_WRAPPER (e.g. "valgrind --error-exitcode=99 --leak-check=full")
+runs the daemon under a memory checker; a sanitizer or valgrind report in
+the daemon log fails the test (see the end of this file).
+
 Standard library only.
 """
 
@@ -412,7 +416,7 @@ class Daemon:
     # -- lifetime
 
     def argv(self):
-        argv = [greyhold_bin(), "-f", "--dbdir", self.dbdir]
+        argv = wrapper_argv() + [greyhold_bin(), "-f", "--dbdir", self.dbdir]
         if self.config is not None:
             argv += ["-c", self.config]
         if self.inet_host is not None:
@@ -423,6 +427,7 @@ class Daemon:
 
     def start(self, timeout=READY_TIMEOUT):
         """Start and wait until a policy request is answered."""
+        timeout *= timeout_scale()
         if self.running():
             raise DaemonError("already running")
         for attempt in range(5):
@@ -506,11 +511,14 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                return self.wait(timeout)
+                code = self.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                return None
-        return self.wait(0)
+                code = None
+        else:
+            code = self.wait(0)
+        self.check_sanitizer_log()
+        return code
 
     def kill(self):
         """SIGKILL and reap."""
@@ -530,10 +538,24 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(5)
+                self.proc.wait(5 * timeout_scale())
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
+        self.check_sanitizer_log()
+
+    def check_sanitizer_log(self):
+        """Fail if the log holds a sanitizer or valgrind report.
+
+        Reads only what was not checked before, so one report fails once.
+        """
+        text = self.log()
+        start = getattr(self, "_sanitizer_checked", 0)
+        self._sanitizer_checked = len(text)
+        report = sanitizer_report(text[start:])
+        if report:
+            raise AssertionError("memory error report in the greyhold log "
+                                 "(%s):\n%s" % (self.log_path, report))
 
     # -- clients
 
@@ -673,3 +695,103 @@ class GreyholdTestCase(unittest.TestCase):
 def main():
     unittest.main(verbosity=2)
 
+
+# ---- sanitizers and memory checkers -----------------------------------------
+#
+# A build with --enable-sanitizers writes AddressSanitizer, LeakSanitizer
+# and UndefinedBehaviorSanitizer reports to stderr, i.e. the daemon log;
+# GREYHOLD_WRAPPER (e.g. "valgrind --error-exitcode=99 --leak-check=full")
+# prefixes the daemon's command line, and valgrind's reports land there too.
+# Daemon.stop() and Daemon.cleanup() fail the test on any such report.
+
+_SANITIZER_RES = [
+    re.compile(r"^.*ERROR: AddressSanitizer.*$", re.M),
+    re.compile(r"^.*ERROR: LeakSanitizer.*$", re.M),
+    # UBSan: "file.c:12:5: runtime error: ..." (never a greyhold log line,
+    # which could quote the words from a hostile request).
+    re.compile(r"^(?!greyhold: ).*runtime error:.*$", re.M),
+    re.compile(r"^==\d+== ERROR SUMMARY: [1-9]\d* errors.*$", re.M),
+]
+
+
+def sanitizer_report(text):
+    """The sanitizer/valgrind report in a log text (with some context), or
+    '' when there is none."""
+    for rx in _SANITIZER_RES:
+        m = rx.search(text)
+        if m:
+            start = max(0, m.start() - 200)
+            return text[start:m.end() + 3000]
+    return ""
+
+
+def wrapper_argv():
+    """GREYHOLD_WRAPPER split into words (empty when unset)."""
+    import shlex
+    return shlex.split(os.environ.get("GREYHOLD_WRAPPER", ""))
+
+
+def timeout_scale():
+    """How much slower the daemon runs: 1, or more under a wrapper such as
+    valgrind (GREYHOLD_TIMEOUT_SCALE overrides)."""
+    value = os.environ.get("GREYHOLD_TIMEOUT_SCALE")
+    if value:
+        return float(value)
+    return 5.0 if wrapper_argv() else 1.0
+
+
+# ---- process figures (/proc) ------------------------------------------------
+
+def proc_status(pid):
+    """VmRSS, RssAnon, VmHWM, ... of a process in kB, from /proc/PID/status."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            parts = value.split()
+            if len(parts) == 2 and parts[1] == "kB":
+                out[name] = int(parts[0])
+    return out
+
+
+def rss_kb(pid):
+    return proc_status(pid).get("VmRSS", 0)
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def percentile(values, p):
+    """The p-th percentile (0..100) of a list of numbers (nearest rank)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1,
+                   int(math.ceil(p / 100.0 * len(ordered))) - 1))
+    return ordered[k]
+
+
+def memory_checked():
+    """Whether the daemon runs under ASan/TSan or a wrapper such as
+    valgrind, whose own memory (quarantine, shadow) swamps the daemon's:
+    memory bounds must then allow for it."""
+    global _memory_checked
+    if _memory_checked is None:
+        try:
+            with open(greyhold_bin(), "rb") as f:
+                data = f.read()
+            _memory_checked = (b"__asan_init" in data or
+                               b"__tsan_init" in data)
+        except OSError:
+            _memory_checked = False
+    return _memory_checked or bool(wrapper_argv())
+
+
+_memory_checked = None
+
+
+def rss_bound_kb(kb):
+    """A bound on memory growth in kB, with room for a memory checker's own
+    memory when there is one (ASan's quarantine alone is 256 MB)."""
+    return kb + (512 * 1024 if memory_checked() else 0)

@@ -318,8 +318,10 @@ class HostileInput(ProtocolTestCase):
         mark = self.d.log_mark()
         self.check_hostile(
             self.good(request="smtpd_access_policy_v2"), "unknown request=")
-        self.d.wait_log(r"warning: .*unknown request=smtpd_access_policy_v2, "
-                        r"closing connection", mark)
+        # Logged like other malformed input (and rate-limited with it).
+        self.d.wait_log(r"warning: .*malformed policy request \(unknown "
+                        r"request=smtpd_access_policy_v2\), closing connection",
+                        mark)
         self.check_hostile(self.good(request=""), "empty request=")
 
     def test_missing_request_attribute(self):
