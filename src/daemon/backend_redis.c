@@ -68,7 +68,7 @@
 /* A connection that worked this long starts the backoff over. */
 #define STABLE_MS 10000
 #define WL_POLL_MS 1000
-#define PREFIX_MAX 256
+#define PREFIX_MAX REDIS_PREFIX_MAX
 /* "t:{" CLIENT (maybe in hex) "}" plus the rest of the triplet key. */
 #define KEY_MAX (PREFIX_MAX + 4 + TRIPLET_MAX_KEY + TRIPLET_MAX_CLIENT)
 /*
@@ -161,12 +161,12 @@ static const char ENGINE_SCRIPT[] =
 	"  end\n"
 	"else\n"
 	"  local elapsed = now - r[1]\n"
-	"  if elapsed > window then\n"
+	"  if elapsed < 0 or elapsed > window then\n"
 	"    reason = 'restart'\n"
 	"    save(KEYS[2], {now, now, 0}, window + grace)\n"
 	"  elseif elapsed < delay then\n"
 	"    reason = 'early'\n"
-	"    if elapsed >= 0 then left = delay - elapsed end\n"
+	"    left = delay - elapsed\n"
 	"  else\n"
 	"    action, reason, left, dly = 0, 'passed', 0, elapsed\n"
 	"    r[2] = now\n"

@@ -657,6 +657,16 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 			return error_at(err, errsz, -EINVAL, origin_of(o, "store"),
 					"%s (or store = lmdb)", why);
 	}
+	/* Braces would pin every key to one Redis Cluster slot. */
+	if (strlen(cfg->redis_prefix) > REDIS_PREFIX_MAX ||
+	    strpbrk(cfg->redis_prefix, "{}") != NULL)
+		return error_at(err, errsz, -EINVAL, origin_of(o, "redis_prefix"),
+				"redis_prefix: at most %d bytes, without '{' or '}'",
+				REDIS_PREFIX_MAX);
+	if (cfg->redis_user[0] != '\0' && cfg->redis_password[0] == '\0')
+		return error_at(err, errsz, -EINVAL, origin_of(o, "redis_user"),
+				"redis_user is set but redis_password is not: Redis "
+				"authenticates a user with a password");
 #ifndef HAVE_HIREDIS
 	if (strcmp(cfg->store, "lmdb") != 0)
 		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),

@@ -11,6 +11,8 @@
 #include <stddef.h>
 
 #define REDIS_ENDPOINT_DEFAULT_PORT 6379
+/* Longest redis_prefix accepted. */
+#define REDIS_PREFIX_MAX 256
 
 struct redis_endpoint {
 	char host[256];		/* "" for a unix socket */

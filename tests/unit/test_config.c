@@ -540,6 +540,9 @@ static const struct bad_file bad_files[] = {
 	{"inet-port-big.conf", 3, 0, "inet"},
 	{"dbdir-empty.conf", 3, 0, "dbdir"},
 	{"metrics-listen-bad.conf", 3, 0, "metrics_listen"},
+	{"redis-prefix-braces.conf", 3, 0, "redis_prefix"},
+	{"redis-user-no-password.conf", 3, 0, "redis_user"},
+	{"store-credentials-in-url.conf", 3, 0, "redis_password"},
 	{"retry-window-le-delay.conf", 3, 2, "retry_window"},
 	{"max-age-lt-retry-window.conf", 3, 2, "max_age"},
 };
