@@ -15,8 +15,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 build_deps="build-essential autoconf automake libtool pkg-config \
-liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev libhiredis-dev"
-test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils redis-server postgrey db-util"
+liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev libhiredis-dev libsodium-dev"
+test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils redis-server postgrey db-util valgrind mandoc"
 
 missing=""
 for p in $build_deps $([ "$mode" = check ] && echo "$test_deps"); do
@@ -79,17 +79,76 @@ EOT
 		--dbdir "$top/var/db" --inet 127.0.0.1:10023
 fi
 
-echo ">> make check"
+# Every test phase adds its totals here; the last line sums them up.
+total_pass=0
+total_fail=0
+total_skip=0
 status=0
-# Debian's postgrey whitelists, which the whitelist tests must parse.
-GREYHOLD_REQUIRE_E2E=1 POSTGREY_LISTS_DIR=/etc/postgrey make -j2 check || status=$?
-if [ -f test-suite.log ]; then
-	# The harness' totals, as one plain line.
-	pass=$(sed -n 's/^# PASS: *//p' test-suite.log | head -n1)
-	fail=$(sed -n 's/^# FAIL: *//p' test-suite.log | head -n1)
-	err=$(sed -n 's/^# ERROR: *//p' test-suite.log | head -n1)
-	skip=$(sed -n 's/^# SKIP: *//p' test-suite.log | head -n1)
-	[ "$status" -ne 0 ] && cat test-suite.log
-	echo "tests: ${pass:-0} passed, $(( ${fail:-0} + ${err:-0} )) failed, ${skip:-0} skipped"
+
+# Run "make check" with the given arguments in the current build dir and
+# add its totals; on failure show the log and remember the failure.
+run_check() {
+	phase=$1
+	shift
+	rc=0
+	echo ">> $phase"
+	rm -f test-suite.log
+	GREYHOLD_REQUIRE_E2E=1 POSTGREY_LISTS_DIR=/etc/postgrey \
+		make -j2 check "$@" || rc=$?
+	if [ -f test-suite.log ]; then
+		pass=$(sed -n 's/^# PASS: *//p' test-suite.log | head -n1)
+		fail=$(sed -n 's/^# FAIL: *//p' test-suite.log | head -n1)
+		err=$(sed -n 's/^# ERROR: *//p' test-suite.log | head -n1)
+		skip=$(sed -n 's/^# SKIP: *//p' test-suite.log | head -n1)
+		total_pass=$((total_pass + ${pass:-0}))
+		total_fail=$((total_fail + ${fail:-0} + ${err:-0}))
+		total_skip=$((total_skip + ${skip:-0}))
+		[ "$rc" -ne 0 ] && cat test-suite.log
+		echo "$phase: ${pass:-0} passed, $(( ${fail:-0} + ${err:-0} )) failed, ${skip:-0} skipped"
+	fi
+	if [ "$rc" -ne 0 ]; then
+		status=$rc
+		[ "$total_fail" -gt 0 ] || total_fail=1
+	fi
+}
+
+# 1. The whole suite, unit to Postfix end-to-end (Debian's postgrey
+#    whitelists are parsed by the whitelist tests).
+run_check "make check"
+
+# 2. The whole suite again on an AddressSanitizer + UBSan build; the
+#    integration harness fails a test on any sanitizer report in the log.
+mkdir -p "$top/build-asan"
+cd "$top/build-asan"
+if [ ! -f Makefile ] || [ ../configure -nt Makefile ]; then
+	../configure --enable-werror --enable-sanitizers \
+		--sysconfdir=/etc --localstatedir=/var >/dev/null
 fi
+make -j2 >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 run_check "make check (ASan+UBSan)"
+
+# 3. The daemon under valgrind memcheck for the integration tests that
+#    drive it hardest; any error or definite leak fails the test.
+cd "$top/build"
+GREYHOLD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+export GREYHOLD_WRAPPER
+run_check "integration tests under valgrind" TESTS="\
+tests/integration/test_protocol.py tests/integration/test_greylisting.py \
+tests/integration/test_lifecycle.py tests/integration/test_whitelist.py \
+tests/integration/test_hostile.py tests/integration/test_faults.py"
+unset GREYHOLD_WRAPPER
+
+# 4. The release tarball builds, installs, uninstalls and passes its
+#    tests in a clean tree.
+echo ">> make distcheck"
+if make -j2 distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.log 2>&1; then
+	echo "make distcheck: ok"
+else
+	tail -n 60 distcheck.log
+	echo "make distcheck: FAILED (build/distcheck.log)"
+	status=1
+	total_fail=$((total_fail + 1))
+fi
+
+echo "tests: $total_pass passed, $total_fail failed, $total_skip skipped"
 exit "$status"
