@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "le.h"
 #include "log.h"
 
 struct db {
@@ -634,23 +635,6 @@ wl_key(char *out, enum whitelist_kind kind, const char *entry)
 	return n + 2;
 }
 
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t
-get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static int
 bump_generation(db_t *db, MDB_txn *txn)
 {
@@ -661,10 +645,10 @@ bump_generation(db_t *db, MDB_txn *txn)
 	int rc = mdb_get(txn, db->meta, &k, &v);
 
 	if (rc == 0 && v.mv_size == 8)
-		gen = get_le64(v.mv_data);
+		gen = le64_get(v.mv_data);
 	else if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	put_le64(buf, gen + 1);
+	le64_put(buf, gen + 1);
 	v.mv_size = sizeof(buf);
 	v.mv_data = buf;
 	return mdb_put(txn, db->meta, &k, &v, 0);
@@ -710,8 +694,8 @@ wl_put_txn(db_t *db, MDB_txn *txn, const void *arg)
 	k.mv_data = key;
 	memset(val, 0, WL_VALUE_HEAD);
 	val[0] = 1;
-	put_le64(val + 4, (uint64_t)e->added);
-	put_le64(val + 12, (uint64_t)e->expires);
+	le64_put(val + 4, (uint64_t)e->added);
+	le64_put(val + 12, (uint64_t)e->expires);
 	memcpy(val + WL_VALUE_HEAD, e->comment, clen);
 	v.mv_size = WL_VALUE_HEAD + clen;
 	v.mv_data = val;
@@ -781,7 +765,7 @@ db_wl_generation(db_t *db, uint64_t *out)
 		return db_errno(rc);
 	rc = mdb_get(txn, db->meta, &k, &v);
 	if (rc == 0 && v.mv_size == 8)
-		*out = get_le64(v.mv_data);
+		*out = le64_get(v.mv_data);
 	mdb_txn_abort(txn);
 	return rc == MDB_NOTFOUND ? 0 : db_errno(rc);
 }
@@ -801,8 +785,8 @@ wl_decode(const MDB_val *k, const MDB_val *v, struct db_wl_entry *e)
 	e->kind = key[0] == 'c' ? WHITELIST_CLIENTS : WHITELIST_RECIPIENTS;
 	memcpy(e->entry, key + 2, k->mv_size - 2);
 	e->entry[k->mv_size - 2] = '\0';
-	e->added = (int64_t)get_le64(p + 4);
-	e->expires = (int64_t)get_le64(p + 12);
+	e->added = (int64_t)le64_get(p + 4);
+	e->expires = (int64_t)le64_get(p + 12);
 	clen = v->mv_size - WL_VALUE_HEAD;
 	memcpy(e->comment, p + WL_VALUE_HEAD, clen);
 	e->comment[clen] = '\0';
