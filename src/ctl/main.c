@@ -31,6 +31,7 @@
 #include "cmd_import_postgrey.h"
 #include "cmd_list.h"
 #include "cmd_load.h"
+#include "cmd_report.h"
 #include "cmd_stats.h"
 #include "cmd_triplet.h"
 #include "cmd_whitelist.h"
@@ -60,6 +61,7 @@ static const struct command commands[] = {
 	{"forget", NULL, "forget ADDRESS|IP", cmd_forget},
 	{"expire", NULL, "expire [--dry-run]", cmd_expire},
 	{"stats", NULL, "stats", cmd_stats},
+	{"report", NULL, "report [--json] [--top N] [FILE...]", cmd_report},
 	{"dump", NULL, "dump [FILE]", cmd_dump},
 	{"load", NULL, "load [FILE]", cmd_load},
 	{"import-postgrey", NULL, "import-postgrey [--delay SECONDS] DIR",
