@@ -231,12 +231,15 @@ table_add(struct report *r, struct table *t, const struct logline_span *parts,
 	if (e == NULL)
 		return -ENOMEM;
 	p = e->text;
+	/* Absent fields have a NULL pointer and no length: copy nothing. */
 	for (size_t i = 0; i < t->nkey; i++) {
-		memcpy(p, parts[i].ptr, parts[i].len);
+		if (parts[i].len > 0)
+			memcpy(p, parts[i].ptr, parts[i].len);
 		p += parts[i].len;
 		e->len[i] = (uint16_t)parts[i].len;
 	}
-	memcpy(p, extra.ptr, extra.len);
+	if (extra.len > 0)
+		memcpy(p, extra.ptr, extra.len);
 	e->len[t->nkey] = (uint16_t)extra.len;
 	e->hash = hash;
 	e->client = NO_CLIENT;

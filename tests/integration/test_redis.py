@@ -198,10 +198,23 @@ class RedisTestCase(GreyholdTestCase):
 class SameAnswersAsLmdb(RedisTestCase):
     """The script must decide exactly like engine.c + db.c."""
 
-    def run_side_by_side(self, args, steps):
+    def run_side_by_side(self, args, steps, attempts=3):
         """steps: (second offset, request, expected reply action, expected
         log prefix after "greyhold: ").  Every request goes to both daemons
-        in the same whole second; replies and log lines must match."""
+        in the same whole second; replies and log lines must match.
+
+        The engine counts whole seconds, so a step that spills into the next
+        second (a loaded machine, a sanitizer build) proves nothing either
+        way: the scenario then starts again on fresh state, a few times.
+        A mismatch within a step's second fails at once."""
+        for attempt in range(attempts):
+            if self._side_by_side_once(args, steps):
+                return
+            print("side by side: a step spilled into the next second; "
+                  "starting again (%d)" % (attempt + 1))
+        self.fail("every attempt spilled into the next second")
+
+    def _side_by_side_once(self, args, steps):
         redis = self.redis()
         lmdb_d = self.daemon(args)
         redis_d = self.redis_daemon(redis, args)
@@ -210,14 +223,17 @@ class SameAnswersAsLmdb(RedisTestCase):
             sleep_until(t0 + offset)
             got_l = self.ask(lmdb_d, request)
             got_r = self.ask(redis_d, request)
-            self.assertLess(time.time(), t0 + offset + 0.8,
-                            "a step spilled into the next second")
+            if time.time() >= t0 + offset + 0.8:
+                lmdb_d.stop()
+                redis_d.stop()
+                return False
             what = "t+%ss %s %s -> %s" % (offset, request["client_address"],
                                           request["recipient"], got_l)
             self.assertEqual(got_r, got_l, what)
             self.assertEqual(reply_action(got_l[0]), action, what)
             self.assertTrue(got_l[1].startswith("greyhold: " + logged),
                             "%s: expected %r" % (what, logged))
+        return True
 
     def test_engine_scenarios(self):
         r1 = req()
