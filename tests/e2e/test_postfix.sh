@@ -287,17 +287,28 @@ IPV6=0
 if have_ipv6_loopback; then IPV6=1; fi
 
 # shellcheck disable=SC2046 # two words wanted
-set -- $(free_ports 2 "$IPV6") || true
-[ $# -eq 2 ] || die "could not find two free TCP ports on loopback"
+set -- $(free_ports 3 "$IPV6") || true
+[ $# -eq 3 ] || die "could not find three free TCP ports on loopback"
 GH_PORT=$1
 SMTP_PORT=$2
+SMTP_UNIX_PORT=$3	# an smtpd that reaches greyhold over a unix socket
+
+# The unix socket lives inside Postfix's queue directory, as it must for a
+# chrooted smtpd ("check_policy_service unix:greyhold/socket", a path
+# relative to the queue directory): a directory Postfix may enter, the
+# socket in group postfix with mode 0660 (greyhold(8), "Unix socket").
+QUEUE=$TMP/queue
+mkdir -p "$QUEUE/greyhold" || die "mkdir failed"
+chown root:postfix "$QUEUE/greyhold" && chmod 0750 "$QUEUE/greyhold" ||
+	die "cannot prepare $QUEUE/greyhold"
 
 # -- greyhold ---------------------------------------------------------------
 # An empty config file: no /etc/greyhold/greyhold.conf of this host leaks in.
 printf '# greyhold e2e test: everything is set on the command line\n' \
 	>"$TMP/greyhold.conf"
 "$GREYHOLD_BIN" -f -c "$TMP/greyhold.conf" --dbdir "$TMP/db" \
-	--inet "127.0.0.1:$GH_PORT" --delay "$DELAY" \
+	--inet "127.0.0.1:$GH_PORT" --unix "$QUEUE/greyhold/socket" \
+	-o unix_group=postfix -o unix_mode=0660 --delay "$DELAY" \
 	</dev/null >"$TMP/greyhold.log" 2>&1 &
 GH_PID=$!
 n=0
@@ -311,7 +322,6 @@ ok "greyhold (pid $GH_PID) accepts connections on 127.0.0.1:$GH_PORT, delay ${DE
 
 # -- postfix ----------------------------------------------------------------
 CONF=$TMP/postfix
-QUEUE=$TMP/queue
 mkdir -p "$CONF" "$QUEUE" "$TMP/data" "$TMP/mail" || die "mkdir failed"
 chown postfix "$TMP/data" || die "cannot chown $TMP/data to postfix"
 chown 65534:65534 "$TMP/mail" || die "cannot chown $TMP/mail to 65534"
@@ -377,6 +387,8 @@ EOF
 {
 	echo "# service type private unpriv chroot wakeup maxproc command"
 	echo "127.0.0.1:$SMTP_PORT inet n - n - - smtpd"
+	echo "127.0.0.1:$SMTP_UNIX_PORT inet n - n - - smtpd"
+	echo "  -o smtpd_recipient_restrictions=reject_unauth_destination,check_policy_service,unix:greyhold/socket,permit"
 	[ "$IPV6" = 1 ] && echo "[::1]:$SMTP_PORT inet n - n - - smtpd"
 	cat <<'EOF'
 cleanup   unix  n - n -    0 cleanup
@@ -483,7 +495,17 @@ else
 	say "skip - IPv6 client: ::1 is not available on this host"
 fi
 
-# 6. greyhold logged what happened.
+# 6. The same greyhold over its unix socket in the queue directory.
+sock_mode=$(stat -c '%a %G' "$QUEUE/greyhold/socket" 2>/dev/null)
+if [ "$sock_mode" = "660 postfix" ]; then
+	ok "unix socket $QUEUE/greyhold/socket: mode 0660, group postfix"
+else
+	notok "unix socket $QUEUE/greyhold/socket: expected '660 postfix', got '$sock_mode'"
+fi
+swaks_rcpt unix 127.0.0.1 "$SMTP_UNIX_PORT" "dave@$DOMAIN"
+expect_450 unix "smtpd with check_policy_service unix:greyhold/socket, dave@$DOMAIN"
+
+# 7. greyhold logged what happened.
 esc_domain=$(printf '%s' "$DOMAIN" | sed 's/\./\\./g')
 expect_log "alice first" \
 	"action=greylist, reason=new, .*client_address=127\.0\.0\.1.*recipient=alice@$esc_domain"
@@ -493,6 +515,8 @@ expect_log "alice after the delay" \
 	"action=pass, reason=triplet found.*recipient=alice@$esc_domain"
 expect_log "bob first" \
 	"action=greylist, reason=new, .*recipient=bob@$esc_domain"
+expect_log "dave over the unix socket" \
+	"action=greylist, reason=new, .*recipient=dave@$esc_domain"
 if [ "$IPV6" = 1 ]; then
 	expect_log "carol from ::1" \
 		"action=greylist, reason=new, .*client_address=::1.*recipient=carol@$esc_domain"
