@@ -707,6 +707,7 @@ def main():
 _SANITIZER_RES = [
     re.compile(r"^.*ERROR: AddressSanitizer.*$", re.M),
     re.compile(r"^.*ERROR: LeakSanitizer.*$", re.M),
+    re.compile(r"^.*WARNING: ThreadSanitizer.*$", re.M),
     # UBSan: "file.c:12:5: runtime error: ..." (never a greyhold log line,
     # which could quote the words from a hostile request).
     re.compile(r"^(?!greyhold: ).*runtime error:.*$", re.M),
