@@ -76,7 +76,9 @@ Add it to Postfix's main.cf, after reject_unauth_destination:
 Stop it with Ctrl-C.
 EOT
 	exec ./src/greyhold -f -c "$top/etc/greyhold.conf" \
-		--dbdir "$top/var/db" --inet 127.0.0.1:10023
+		--dbdir "$top/var/db" --inet 127.0.0.1:10023 \
+		--whitelist-clients "$top/etc/whitelist_clients" \
+		--whitelist-recipients "$top/etc/whitelist_recipients"
 fi
 
 # Every test phase adds its totals here; the last line sums them up.
