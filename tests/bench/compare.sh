@@ -10,6 +10,9 @@
 #   greyhold          default configuration: logging on (to a file), the
 #                     shipped whitelists, durability full
 #   greyhold-relaxed  the same with -o durability=relaxed
+#   greyhold-redis    the same with -o store=redis://127.0.0.1:PORT/0, a
+#                     fresh redis-server per run (no persistence), when
+#                     redis-server is installed
 #   postgrey          the Debian package, run in the foreground
 # under two workloads: "new" (90 % never-seen triplets, the rest retries of
 # passed ones) and "retry" (5 % new); greyhold-relaxed runs "new" only.
@@ -27,7 +30,7 @@
 #   BENCH_IPV6_FRACTION [0.2] share of IPv6 clients
 #   BENCH_NEW_MIX [0.9]       new-triplet fraction of the "new" workload
 #   BENCH_RETRY_MIX [0.05]    new-triplet fraction of the "retry" workload
-#   BENCH_SERVERS [noop greyhold greyhold-relaxed postgrey]
+#   BENCH_SERVERS [noop greyhold greyhold-relaxed greyhold-redis postgrey]
 #   BENCH_PROBE_SECONDS [2]   seconds per lmdb_probe mode, each round (0: none)
 #   BENCH_TMPDIR [$TMPDIR or /tmp]  where the temporary directory goes: put it
 #                             on the filesystem whose disk you want to measure
@@ -50,7 +53,7 @@ attrs=${BENCH_ATTRS:-full}
 ipv6=${BENCH_IPV6_FRACTION:-0.2}
 new_mix=${BENCH_NEW_MIX:-0.9}
 retry_mix=${BENCH_RETRY_MIX:-0.05}
-servers=${BENCH_SERVERS:-noop greyhold greyhold-relaxed postgrey}
+servers=${BENCH_SERVERS:-noop greyhold greyhold-relaxed greyhold-redis postgrey}
 probe_seconds=${BENCH_PROBE_SECONDS:-2}
 keep=${BENCH_KEEP:-no}
 install=${BENCH_INSTALL:-yes}
@@ -74,11 +77,16 @@ chmod 711 "$tmp"
 results=$tmp/results.txt
 : > "$results"
 server_pid=
+store_pid=
 
 cleanup() {
 	if [ -n "$server_pid" ]; then
 		stop_server "$server_pid"
 		server_pid=
+	fi
+	if [ -n "$store_pid" ]; then
+		stop_server "$store_pid"
+		store_pid=
 	fi
 	if [ "$keep" = yes ]; then
 		echo "compare.sh: results and logs kept in $tmp"
@@ -167,6 +175,55 @@ esac
 pg_user=nobody
 pg_group=$(id -gn nobody 2>/dev/null || echo nogroup)
 
+# ---- redis-server (greyhold-redis) --------------------------------------------
+
+have_redis=no
+case " $servers " in
+*" greyhold-redis "*)
+	redis_server=$(command -v redis-server 2>/dev/null || true)
+	[ -z "$redis_server" ] && [ -x /usr/bin/redis-server ] &&
+		redis_server=/usr/bin/redis-server
+	redis_cli=$(command -v redis-cli 2>/dev/null || true)
+	if [ -n "$redis_server" ]; then
+		have_redis=yes
+	else
+		echo "compare.sh: redis-server is not installed; the greyhold-redis" \
+			"rows are skipped"
+	fi
+	;;
+esac
+
+# True once the redis-server on port $1 answers (or, without redis-cli,
+# listens).
+redis_ready() {
+	if [ -n "$redis_cli" ]; then
+		[ "$("$redis_cli" -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]
+	elif command -v ss >/dev/null 2>&1; then
+		port_in_use "$1"
+	else
+		sleep 1
+	fi
+}
+
+# start_redis DIR PORT: a fresh redis-server without persistence, its
+# files in DIR; sets store_pid; fails if it does not answer within 10 s.
+start_redis() {
+	mkdir -p "$1"
+	"$redis_server" --port "$2" --bind 127.0.0.1 --save '' \
+		--appendonly no --daemonize no --dir "$1" > "$1/redis.log" 2>&1 &
+	store_pid=$!
+	rn=0
+	while ! redis_ready "$2"; do
+		rn=$((rn + 1))
+		if [ $rn -ge 100 ] || ! alive "$store_pid"; then
+			echo "compare.sh: redis-server did not start:" \
+				"$(tail -n 2 "$1/redis.log" | tr '\n' ' ')" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
 # ---- the machine -------------------------------------------------------------
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
@@ -181,6 +238,7 @@ echo "load: $conns connections, one request in flight each, TCP loopback;" \
 	"IPv6 $ipv6; warm-up pool $pool; delay ${delay}s;" \
 	"new = $new_mix never-seen, retry = $retry_mix never-seen"
 [ "$have_postgrey" = yes ] && echo "postgrey: $("$postgrey" --version 2>/dev/null | head -n 1)"
+[ "$have_redis" = yes ] && echo "redis: $("$redis_server" --version 2>/dev/null | head -n 1)"
 echo
 
 # ---- the LMDB ceiling ---------------------------------------------------------
@@ -201,7 +259,8 @@ run_probe() {
 
 # ---- one run -----------------------------------------------------------------
 
-# start_server KIND DIR PORT: sets server_pid.
+# start_server KIND DIR PORT: sets server_pid (and store_pid for
+# greyhold-redis); fails if its store does not start.
 start_server() {
 	kind=$1 dir=$2 p=$3
 	mkdir -p "$dir"
@@ -209,13 +268,19 @@ start_server() {
 	noop)
 		"$noop" --listen "127.0.0.1:$p" 2> "$dir/server.log" &
 		;;
-	greyhold|greyhold-relaxed)
+	greyhold|greyhold-relaxed|greyhold-redis)
 		: > "$dir/empty.conf"
 		set -- -c "$dir/empty.conf" --inet="127.0.0.1:$p" --dbdir="$dir/db" \
 			--delay="$delay" \
 			--whitelist-clients="$srcdir/etc/whitelist_clients" \
 			--whitelist-recipients="$srcdir/etc/whitelist_recipients"
 		[ "$kind" = greyhold-relaxed ] && set -- "$@" -o durability=relaxed
+		if [ "$kind" = greyhold-redis ]; then
+			pick_port
+			rport=$port
+			start_redis "$dir/redis" "$rport" || return 1
+			set -- "$@" -o "store=redis://127.0.0.1:$rport/0"
+		fi
 		"$greyhold" "$@" 2> "$dir/server.log" &
 		;;
 	postgrey)
@@ -238,23 +303,39 @@ run_one() {
 	name=$kind:$workload:$round
 	dir=$tmp/r$round-$kind-$workload
 	pick_port
-	start_server "$kind" "$dir" "$port"
-	"$loadgen" --quiet --name "$name" --server-pid "$server_pid" \
+	sport=$port
+	if ! start_server "$kind" "$dir" "$sport"; then
+		echo "  $name: not run (its store did not start)"
+		[ -n "$store_pid" ] && stop_server "$store_pid"
+		store_pid=
+		return
+	fi
+	set -- --server-pid "$server_pid"
+	[ -n "$store_pid" ] && set -- "$@" --store-pid "$store_pid"
+	"$loadgen" --quiet --name "$name" "$@" \
 		--connections "$conns" --duration "$seconds" \
 		--new-fraction "$mix" --delay "$delay" --pool "$pool" \
 		--attrs "$attrs" --ipv6-fraction "$ipv6" --seed "$round" \
-		--wait 20 $check "127.0.0.1:$port" > "$dir/loadgen.txt" 2> "$dir/loadgen.err"
+		--wait 20 $check "127.0.0.1:$sport" > "$dir/loadgen.txt" 2> "$dir/loadgen.err"
 	status=$?
 	stop_server "$server_pid"
 	server_pid=
+	if [ -n "$store_pid" ]; then
+		stop_server "$store_pid"
+		store_pid=
+	fi
 	if grep -q '^RESULT' "$dir/loadgen.txt"; then
 		grep '^RESULT' "$dir/loadgen.txt" >> "$results"
 		awk -v s="$status" '/^RESULT/ {
 			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-			printf "  %-28s %8s req/s  p99 %7.2f ms  cpu %7s us/req  rss %6s kB  errors %s mismatches %s%s\n",
+			store = ""
+			if (("store_cpu_us_per_req" in v) && v["store_cpu_us_per_req"] >= 0)
+				store = sprintf("  (redis-server: cpu %s us/req, rss %s kB)",
+					v["store_cpu_us_per_req"], v["store_rss_anon_kb"])
+			printf "  %-28s %8s req/s  p99 %7.2f ms  cpu %7s us/req  rss %6s kB  errors %s mismatches %s%s%s\n",
 				v["name"], v["rps"], v["p99_us"] / 1000, v["cpu_us_per_req"],
 				v["rss_anon_kb"], v["errors"], v["mismatches"],
-				(v["warmup_bad"] > 0 ? "  (warm-up: " v["warmup_bad"] " bad)" : "")
+				(v["warmup_bad"] > 0 ? "  (warm-up: " v["warmup_bad"] " bad)" : ""), store
 		}' "$dir/loadgen.txt"
 	else
 		echo "  $name: no result (loadgen exit $status):" \
@@ -263,7 +344,7 @@ run_one() {
 	[ -s "$dir/loadgen.err" ] && [ "$status" != 0 ] &&
 		sed -n '1,3s/^/    /p' "$dir/loadgen.err"
 	# Free the space (a kept directory keeps the logs, not the databases).
-	rm -rf "$dir/db"
+	rm -rf "$dir/db" "$dir/redis/dump.rdb"
 	[ "$keep" = yes ] || rm -f "$dir/server.log"
 }
 
@@ -272,6 +353,7 @@ for s in $servers; do
 	case $s in
 	noop|greyhold) plan="$plan $s:new $s:retry" ;;
 	greyhold-relaxed) plan="$plan $s:new" ;;
+	greyhold-redis) [ "$have_redis" = yes ] && plan="$plan $s:new $s:retry" ;;
 	postgrey) [ "$have_postgrey" = yes ] && plan="$plan $s:new $s:retry" ;;
 	*) echo "compare.sh: unknown server '$s' in BENCH_SERVERS" >&2 ;;
 	esac
@@ -319,6 +401,10 @@ function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
 	add(rpsl, key, v["rps"])
 	add(p99l, key, v["p99_us"])
 	if (v["cpu_us_per_req"] >= 0) add(cpul, key, v["cpu_us_per_req"])
+	if (("store_cpu_us_per_req" in v) && v["store_cpu_us_per_req"] >= 0)
+		add(scpul, key, v["store_cpu_us_per_req"])
+	if (("store_rss_anon_kb" in v) && v["store_rss_anon_kb"] > srss[key])
+		srss[key] = v["store_rss_anon_kb"]
 	if (v["rss_anon_kb"] > rss[key]) rss[key] = v["rss_anon_kb"]
 	bad[key] += v["errors"] + v["mismatches"] + v["warmup_bad"]
 	rounds[round] = 1
@@ -347,6 +433,13 @@ END {
 			med[key], lo "-" hi, (ratio[key] == "" ? "-" : sprintf("%.3f", ratio[key])),
 			p99[key], (cpu[key] == "" ? "-" : sprintf("%.1f", cpu[key])),
 			(rss[key] < 0 ? "-" : rss[key]), bad[key]
+	}
+	for (i = 1; i <= n; i++) {
+		key = items[i]
+		if (!(key in scpul)) continue
+		split(key, kw, ":")
+		printf "  %s %s: plus redis-server %.1f us/req CPU (median), RssAnon %d kB (largest)\n",
+			kw[1], kw[2], median(scpul[key]), srss[key]
 	}
 	print ""
 	for (k in probel) { probe[k] = median(probel[k]); commit_ms[k] = median(commitl[k]) }
@@ -379,8 +472,20 @@ END {
 	if (("greyhold:new" in p99) && ("sync:64" in commit_ms))
 		printf "  greyhold new p99 - (one commit + 1 ms)           %+.2f ms (target <= 0)\n",
 			p99["greyhold:new"] - commit_ms["sync:64"] - 1
-	for (k in cpu) if (k ~ /^greyhold/ && cpu[k] != "")
-		printf "  %-24s cpu per request             %.1f us (target <= 10)\n", k, cpu[k]
+	for (k in cpu) if (k ~ /^greyhold/ && cpu[k] != "") {
+		if (k in scpul)
+			printf "  %-24s cpu per request             %.1f us, redis-server %.1f us more (target <= 10)\n",
+				k, cpu[k], median(scpul[k])
+		else
+			printf "  %-24s cpu per request             %.1f us (target <= 10)\n", k, cpu[k]
+	}
+	if (("greyhold-redis:new" in ratio) && ratio["greyhold-redis:new"] != "")
+		printf "  greyhold-redis new / no-op                       %.2f\n", ratio["greyhold-redis:new"]
+	if (("greyhold-redis:retry" in ratio) && ratio["greyhold-redis:retry"] != "")
+		printf "  greyhold-redis retry / no-op                     %.2f\n", ratio["greyhold-redis:retry"]
+	if (("greyhold-redis:retry" in p99) && ("noop:retry" in p99) && p99["noop:retry"] > 0)
+		printf "  greyhold-redis retry p99 / no-op p99             %.1f\n",
+			p99["greyhold-redis:retry"] / p99["noop:retry"]
 	if (("greyhold:new" in med) && ("postgrey:new" in med) && med["postgrey:new"] > 0)
 		printf "  greyhold / postgrey, new                         %.1fx\n", med["greyhold:new"] / med["postgrey:new"]
 	if (("greyhold:retry" in med) && ("postgrey:retry" in med) && med["postgrey:retry"] > 0)

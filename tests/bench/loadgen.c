@@ -26,14 +26,25 @@
  * ("action=...\n\n", one line, nothing extra); --no-check skips only the
  * expected-class check (for the no-op server).
  *
+ * Preloaded databases.  --write-dump writes a greyholdctl dump of triplets
+ * [0, --preloaded) (see write_dump) and exits; the keys in it are built
+ * here, from the same pieces as the requests, as greyhold is expected to
+ * derive them.  A run with --preloaded N against a daemon whose database
+ * holds that dump skips the warm-up: retries go to preloaded triplets of
+ * the "passed" class (preload_class) and must get DUNNO, never-seen
+ * triplets count up from --first-new.  Both modes use the preload layout
+ * of client addresses (see make_triplet).
+ *
  * Output: a human line and a machine line
  *   RESULT name=.. rps=.. p50_us=.. p99_us=.. p999_us=.. max_us=..
  *          cpu_us_per_req=.. rss_anon_kb=.. errors=.. mismatches=.. ...
  * Latency percentiles come from a log-linear histogram (32 sub-buckets per
  * power of two, so within 3 %).  Server CPU is utime+stime of --server-pid
  * over the measured window, from /proc/PID/stat; RssAnon from
- * /proc/PID/status at the end.  Exit status: 0 clean, 1 if any error or
- * mismatch, 2 on bad usage or no connection, 3 if the hard time bound hit.
+ * /proc/PID/status at the end; the same for --store-pid.  --interval adds
+ * INTERVAL lines (the answers of each interval alone).  Exit status: 0
+ * clean, 1 if any error or mismatch, 2 on bad usage or no connection, 3
+ * if the hard time bound hit.
  *
  * Loopback only: the target must be 127.0.0.0/8, ::1 or a unix socket.
  */
@@ -91,6 +102,16 @@ struct options {
 	double timeout;
 	double warmup_timeout;
 	bool quiet;
+	long store_pid;		/* a separate store process (redis-server) */
+	double interval;	/* INTERVAL lines every S seconds; 0: none */
+	/* Preloaded mode (see "Preloaded databases" above). */
+	uint64_t preloaded;	/* triplets [0, preloaded) are in the database */
+	double preload_old;
+	double preload_pending;
+	uint64_t first_new;
+	bool first_new_given;
+	const char *write_dump;	/* write the dump of the preload and exit */
+	int64_t dump_now;
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -248,6 +269,15 @@ struct triplet {
 	char sender[128];
 	char recipient[96];
 	char helo[96];
+	/*
+	 * The greylisting key parts greyhold is expected to derive (client
+	 * network, normalised sender), filled only when asked for: the dump
+	 * of a preloaded database holds these.  They are built here from the
+	 * same pieces, not by parsing, so a difference in greyhold's
+	 * normalisation shows up as wrong answers.
+	 */
+	char client_key[64];
+	char sender_key[128];
 };
 
 static void
@@ -258,34 +288,59 @@ terminate(struct buf *b)
 	b->p[b->len] = '\0';
 }
 
+/*
+ * preload_layout: IPv6 clients come from 4096 /64s (2001:db8:1XXX:1000::/64)
+ * instead of about 4 million, so that a preloaded database can hold an
+ * auto-whitelist record for every client network the load uses (16384
+ * IPv4 /24s in 100.64.0.0/10 and those 4096 /64s).  Without them the first
+ * pass of each client would be a write, and with millions of /64s most
+ * IPv6 retries would be.  keys: also fill client_key and sender_key.
+ */
 static void
-make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction)
+make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction,
+	     bool preload_layout, bool keys)
 {
 	uint64_t h1 = mix64(seed ^ mix64(i));
 	uint64_t h2 = mix64(h1);
 	uint64_t h3 = mix64(h2);
 	uint64_t tag = perm36(i);
-	struct buf b;
+	struct buf b, k;
 	unsigned form;
+	const char *name, *domain;
 
 	/* Client: 100.64.0.0/10 or 2001:db8::/32, never whitelisted. */
 	b = (struct buf){t->client_address, 0, sizeof(t->client_address)};
+	k = (struct buf){t->client_key, 0, sizeof(t->client_key)};
 	if ((double)(h1 % 1000000) < ipv6_fraction * 1000000.0) {
 		put_str(&b, "2001:db8");
 		for (int g = 0; g < 6; g++) {
+			uint64_t v = ((h2 >> (g * 10)) & 0xfff) | 0x1000;
+
+			if (g == 1 && preload_layout)
+				v = 0x1000;
 			put_mem(&b, ":", 1);
 			/* Non-zero groups: the text is already canonical. */
-			put_hex(&b, ((h2 >> (g * 10)) & 0xfff) | 0x1000, 4);
+			put_hex(&b, v, 4);
+		}
+		if (keys) {
+			/* "2001:db8:G0:G1" is the first 18 bytes. */
+			put_mem(&k, t->client_address, 18);
+			put_str(&k, "::/64");
 		}
 	} else {
 		put_str(&b, "100.");
 		put_u64(&b, 64 + (h2 & 63));
 		put_mem(&b, ".", 1);
 		put_u64(&b, (h2 >> 8) & 255);
+		if (keys) {
+			put_mem(&k, b.p, b.len);
+			put_str(&k, ".0/24");
+		}
 		put_mem(&b, ".", 1);
 		put_u64(&b, 1 + (h2 >> 16) % 254);
 	}
 	terminate(&b);
+	terminate(&k);
 
 	/* Client name: 15 % without reverse DNS, as Postfix says "unknown". */
 	b = (struct buf){t->client_name, 0, sizeof(t->client_name)};
@@ -305,9 +360,16 @@ make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction)
 							  : t->client_name);
 	terminate(&b);
 
-	/* Sender: plain, BATV, VERP-style or +ext; the tag keeps it unique. */
+	/*
+	 * Sender: plain, BATV, VERP-style or +ext; the tag keeps it unique.
+	 * Its key: BATV "prvs=TAG=" dropped, the VERP number folded to '#',
+	 * "+ext" dropped (all of it lower case already).
+	 */
 	b = (struct buf){t->sender, 0, sizeof(t->sender)};
+	k = (struct buf){t->sender_key, 0, sizeof(t->sender_key)};
 	form = (unsigned)(h1 >> 40) % 100;
+	name = first_names[(h2 >> 50) % NELEM(first_names)];
+	domain = sender_domains[(h2 >> 56) % NELEM(sender_domains)];
 	if (form < 15) {
 		put_str(&b, "prvs=");
 		put_u64(&b, (h1 >> 20) % 10);
@@ -317,17 +379,27 @@ make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction)
 		put_str(&b, "bounce-");
 		put_u64(&b, 100000 + (h1 >> 20) % 900000);
 		put_mem(&b, "-", 1);
+		if (keys)
+			put_str(&k, "bounce-#-");
 	}
-	put_str(&b, first_names[(h2 >> 50) % NELEM(first_names)]);
+	put_str(&b, name);
 	put_mem(&b, ".", 1);
 	put_letters(&b, tag, 8);
+	if (keys) {
+		put_str(&k, name);
+		put_mem(&k, ".", 1);
+		put_letters(&k, tag, 8);
+		put_mem(&k, "@", 1);
+		put_str(&k, domain);
+	}
 	if (form >= 25 && form < 30) {
 		put_mem(&b, "+", 1);
 		put_letters(&b, h3 >> 20, 5);
 	}
 	put_mem(&b, "@", 1);
-	put_str(&b, sender_domains[(h2 >> 56) % NELEM(sender_domains)]);
+	put_str(&b, domain);
 	terminate(&b);
+	terminate(&k);
 
 	/* Recipient: one of the MX's users. */
 	b = (struct buf){t->recipient, 0, sizeof(t->recipient)};
@@ -341,6 +413,124 @@ make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction)
 		put_str(&b, rcpt_domains[user % NELEM(rcpt_domains)]);
 	}
 	terminate(&b);
+}
+
+/* ---- preloaded databases ------------------------------------------------- */
+
+/*
+ * The class of preloaded triplet i, a pure function of (seed, i), so that
+ * the dump and the later runs agree without a file between them:
+ *   PRE_OLD      passed, last seen 15 to 20 days ago: alive under the
+ *                default max_age (35d), expired under max_age < 15d
+ *   PRE_PENDING  greylisted, never retried, first seen within a day
+ *   PRE_PASSED   passed, last seen at most 10 minutes before the dump's
+ *                time, so a retry within the next 50 minutes costs no
+ *                write (ENGINE_REFRESH is an hour); only these are retried
+ */
+enum pre_class { PRE_PASSED, PRE_PENDING, PRE_OLD };
+
+#define DAY_S 86400
+
+static enum pre_class
+preload_class(const struct options *o, uint64_t i)
+{
+	double u = (double)(mix64(o->seed ^ 0x7072656c6f6164ULL ^ mix64(i + 7)) %
+			    1000000) / 1000000.0;
+
+	if (u < o->preload_old)
+		return PRE_OLD;
+	if (u < o->preload_old + o->preload_pending)
+		return PRE_PENDING;
+	return PRE_PASSED;
+}
+
+/*
+ * Write a dump (greyholdctl's format, cmd_dump.h) of the preload: an
+ * auto-whitelist record with one counted pass for every client network
+ * of the preload layout (below auto_whitelist_clients, so no client is
+ * listed, and recent, so no pass writes), then triplets [0, preloaded) in
+ * index order, which is random key order, as a daemon inserts them.
+ */
+static int
+write_dump(const struct options *o)
+{
+	const int64_t now = o->dump_now;
+	uint64_t counts[3] = {0, 0, 0};
+	FILE *out = stdout;
+	static char iobuf[1 << 20];
+	struct triplet t;
+	int rc = 0;
+
+	if (strcmp(o->write_dump, "-") != 0) {
+		out = fopen(o->write_dump, "w");
+		if (out == NULL) {
+			fprintf(stderr, "loadgen: %s: %s\n", o->write_dump,
+				strerror(errno));
+			return 2;
+		}
+	}
+	setvbuf(out, iobuf, _IOFBF, sizeof(iobuf));
+	fprintf(out, "greyhold-dump 1\n# loadgen preload: seed %" PRIu64
+		", %" PRIu64 " triplets, time %" PRId64 "\n", o->seed,
+		o->preloaded, now);
+	for (unsigned n = 0; n < 64 * 256; n++) {
+		int64_t ts = now - (int64_t)(mix64(n ^ 0x636c69) % 600);
+
+		fprintf(out, "C\t%" PRId64 "\t%" PRId64 "\t1\t100.%u.%u.0/24\n",
+			ts, ts, 64 + n / 256, n % 256);
+	}
+	for (unsigned g = 0x1000; g < 0x2000; g++) {
+		int64_t ts = now - (int64_t)(mix64(g ^ 0x636c6936) % 600);
+
+		fprintf(out, "C\t%" PRId64 "\t%" PRId64 "\t1\t2001:db8:%x:1000::/64\n",
+			ts, ts, g);
+	}
+	for (uint64_t i = 0; i < o->preloaded; i++) {
+		uint64_t h = mix64(o->seed ^ mix64(i ^ 0x74696d65ULL));
+		enum pre_class c = preload_class(o, i);
+		int64_t first, last;
+		uint64_t passes;
+
+		switch (c) {
+		case PRE_OLD:
+			last = now - 15 * DAY_S - (int64_t)(h % (5 * DAY_S));
+			first = last - 5 * DAY_S - (int64_t)((h >> 20) % (5 * DAY_S));
+			passes = 1 + (h >> 40) % 20;
+			break;
+		case PRE_PENDING:
+			first = last = now - (int64_t)(h % DAY_S);
+			passes = 0;
+			break;
+		default:
+			last = now - (int64_t)(h % 600);
+			first = last - 3600 - (int64_t)((h >> 20) % (30 * DAY_S));
+			passes = 1 + (h >> 40) % 20;
+			break;
+		}
+		counts[c]++;
+		make_triplet(&t, o->seed, i, o->ipv6_fraction, true, true);
+		fprintf(out, "T\t%" PRId64 "\t%" PRId64 "\t%" PRIu64
+			"\t%s\t%s\t%s\n", first, last, passes, t.client_key,
+			t.sender_key, t.recipient);
+	}
+	if (fflush(out) != 0 || ferror(out)) {
+		fprintf(stderr, "loadgen: writing the dump: %s\n", strerror(errno));
+		rc = 2;
+	}
+	if (out != stdout && fclose(out) != 0 && rc == 0) {
+		fprintf(stderr, "loadgen: writing the dump: %s\n", strerror(errno));
+		rc = 2;
+	}
+	fprintf(stderr, "loadgen: dump of %" PRIu64 " triplets (%" PRIu64
+		" passed, %" PRIu64 " pending, %" PRIu64 " old) and %u client "
+		"records written\n", o->preloaded, counts[PRE_PASSED],
+		counts[PRE_PENDING], counts[PRE_OLD], 64 * 256 + 4096);
+	if (out != stdout)
+		printf("DUMP triplets=%" PRIu64 " passed=%" PRIu64 " pending=%"
+		       PRIu64 " old=%" PRIu64 " clients=%u time=%" PRId64 "\n",
+		       o->preloaded, counts[PRE_PASSED], counts[PRE_PENDING],
+		       counts[PRE_OLD], 64 * 256 + 4096, now);
+	return rc;
 }
 
 /* The request Postfix's smtpd would send at RCPT TO for this triplet. */
@@ -693,6 +883,11 @@ struct run {
 	unsigned shown;
 	bool kick;		/* a connection was reopened and is idle */
 	struct stats st;	/* current phase */
+	/* --interval: answers and latencies since the last INTERVAL line */
+	struct hist ihist;
+	uint64_t interval_start_ns;
+	double interval_start_wall;
+	uint64_t interval_errors;	/* errors + mismatches at its start */
 };
 
 static uint64_t
@@ -709,7 +904,8 @@ show_mismatch(struct run *r, const struct conn *c, const char *want, size_t len)
 	if (r->shown >= SHOW_MAX || r->o->quiet)
 		return;
 	r->shown++;
-	make_triplet(&t, r->o->seed, c->index, r->o->ipv6_fraction);
+	make_triplet(&t, r->o->seed, c->index, r->o->ipv6_fraction,
+		     r->o->preloaded > 0, false);
 	fprintf(stderr, "loadgen: %s: expected %s for %s/%s/%s, got: %.*s\n",
 		phase_names[r->phase], want, t.client_address, t.sender,
 		t.recipient, (int)(len > 2 ? len - 2 : len), c->rbuf);
@@ -819,7 +1015,15 @@ next_job(struct run *r, uint64_t *index, enum expect *expect)
 		    (o->requests > 0 && r->issued >= o->requests))
 			return false;
 		r->issued++;
-		if (r->npassed == 0 || rng_unit(&r->rng) < o->new_fraction) {
+		if (o->preloaded > 0 && rng_unit(&r->rng) >= o->new_fraction) {
+			/* A retry of a preloaded triplet that passed. */
+			do
+				*index = rng_next(&r->rng) % o->preloaded;
+			while (preload_class(o, *index) != PRE_PASSED);
+			*expect = EXPECT_DUNNO;
+			r->st.retry_sent++;
+		} else if (o->preloaded > 0 || r->npassed == 0 ||
+			   rng_unit(&r->rng) < o->new_fraction) {
 			*index = r->next_new++;
 			*expect = EXPECT_GREYLIST;
 			r->st.new_sent++;
@@ -842,7 +1046,8 @@ conn_send_next(struct run *r, struct conn *c)
 		return;
 	if (!r->o->check)
 		c->expect = EXPECT_ANY;
-	make_triplet(&t, r->o->seed, c->index, r->o->ipv6_fraction);
+	make_triplet(&t, r->o->seed, c->index, r->o->ipv6_fraction,
+		     r->o->preloaded > 0, false);
 	c->slen = build_request(c->sbuf, sizeof(c->sbuf), &t, r->o->attrs,
 				r->serial++, r->o->seed);
 	c->soff = 0;
@@ -933,6 +1138,8 @@ conn_answered(struct run *r, struct conn *c, size_t len, uint64_t t)
 	if (c->counted) {
 		r->st.done++;
 		hist_add(&r->st.hist, t > c->sent_ns ? t - c->sent_ns : 0);
+		if (r->o->interval > 0 && r->phase == PHASE_MEASURE)
+			hist_add(&r->ihist, t > c->sent_ns ? t - c->sent_ns : 0);
 	}
 	c->busy = false;
 	c->rlen = 0;
@@ -992,6 +1199,48 @@ check_timeouts(struct run *r, uint64_t t)
 	}
 }
 
+static double
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+interval_start(struct run *r, uint64_t t)
+{
+	memset(&r->ihist, 0, sizeof(r->ihist));
+	r->interval_start_ns = t;
+	r->interval_start_wall = wall_now();
+}
+
+/*
+ * One INTERVAL line: the answers of the last --interval seconds, with the
+ * wall-clock times of its start and end (to line it up with other
+ * observations of the server, e.g. its metrics), then a new interval.
+ */
+static void
+interval_emit(struct run *r, uint64_t t)
+{
+	const struct hist *h = &r->ihist;
+	double secs = (double)(t - r->interval_start_ns) / 1e9;
+	double end = wall_now();
+
+	printf("INTERVAL name=%s start=%.3f end=%.3f seconds=%.3f answers=%"
+	       PRIu64 " rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f "
+	       "max_us=%.0f bad=%" PRIu64 "\n", r->o->name, r->interval_start_wall,
+	       end, secs, h->n, secs > 0 ? (double)h->n / secs : 0,
+	       (double)hist_percentile(h, 0.50) / 1000.0,
+	       (double)hist_percentile(h, 0.99) / 1000.0,
+	       (double)hist_percentile(h, 0.999) / 1000.0,
+	       (double)h->max / 1000.0,
+	       total_errors(&r->st.err) + r->st.mismatch_new + r->st.mismatch_retry);
+	fflush(stdout);
+	interval_start(r, t);
+}
+
 /*
  * Drive the connections until the phase has no more work and nothing is
  * in flight, or until hard_end.  Returns false if hard_end was hit.
@@ -1045,6 +1294,10 @@ run_phase(struct run *r, uint64_t hard_end)
 			last_tick = t;
 			check_timeouts(r, now_ns());
 		}
+		if (r->o->interval > 0 && r->phase == PHASE_MEASURE &&
+		    !r->stop_issuing &&
+		    t - r->interval_start_ns >= sec_to_ns(r->o->interval))
+			interval_emit(r, t);
 		if (r->kick) {
 			r->kick = false;
 			for (unsigned i = 0; i < r->nconns; i++)
@@ -1139,7 +1392,8 @@ warm_up(struct run *r, uint64_t *bad)
 
 static void
 report(struct run *r, double seconds, double cpu_us, long rss_kb,
-       double self_us, uint64_t warm_bad)
+       double store_cpu_us, long store_rss_kb, double self_us,
+       uint64_t warm_bad)
 {
 	const struct options *o = r->o;
 	const struct stats *s = &r->st;
@@ -1149,6 +1403,8 @@ report(struct run *r, double seconds, double cpu_us, long rss_kb,
 	double p999 = (double)hist_percentile(&s->hist, 0.999) / 1000.0;
 	double max = (double)s->hist.max / 1000.0;
 	double cpu_req = cpu_us >= 0 && s->done > 0 ? cpu_us / (double)s->done : -1;
+	double store_req = store_cpu_us >= 0 && s->done > 0 ?
+			   store_cpu_us / (double)s->done : -1;
 	double self_req = s->done > 0 ? self_us / (double)s->done : -1;
 	uint64_t errs = total_errors(&s->err);
 	uint64_t mism = s->mismatch_new + s->mismatch_retry;
@@ -1164,7 +1420,7 @@ report(struct run *r, double seconds, double cpu_us, long rss_kb,
 		snprintf(rss_text, sizeof(rss_text), "%ld kB", rss_kb);
 	else
 		snprintf(rss_text, sizeof(rss_text), "n/a");
-	if (!o->quiet)
+	if (!o->quiet) {
 		printf("loadgen %s: %u conns, %.2f s, %" PRIu64 " answers (%" PRIu64
 		       " new, %" PRIu64 " retries): %.0f req/s; latency p50 %.0f us, "
 		       "p99 %.0f us, p99.9 %.0f us, max %.0f us; server CPU %s, "
@@ -1174,13 +1430,20 @@ report(struct run *r, double seconds, double cpu_us, long rss_kb,
 		       s->new_sent, s->retry_sent, rps, p50, p99, p999, max,
 		       cpu_text, rss_text, self_req, mism, s->mismatch_new,
 		       s->mismatch_retry, errs, errtext);
+		if (o->store_pid > 0)
+			printf("loadgen %s: store process %ld: CPU %.1f us/req, "
+			       "RssAnon %ld kB\n", o->name, o->store_pid,
+			       store_req, store_rss_kb);
+	}
 	printf("RESULT name=%s conns=%u seconds=%.2f requests=%" PRIu64
 	       " new=%" PRIu64 " retries=%" PRIu64 " rps=%.0f p50_us=%.0f "
 	       "p99_us=%.0f p999_us=%.0f max_us=%.0f cpu_us_per_req=%.2f "
 	       "rss_anon_kb=%ld loadgen_cpu_us_per_req=%.2f errors=%" PRIu64
-	       " mismatches=%" PRIu64 " warmup_bad=%" PRIu64 "\n", o->name,
+	       " mismatches=%" PRIu64 " warmup_bad=%" PRIu64
+	       " store_cpu_us_per_req=%.2f store_rss_anon_kb=%ld\n", o->name,
 	       r->nconns, seconds, s->done, s->new_sent, s->retry_sent, rps, p50,
-	       p99, p999, max, cpu_req, rss_kb, self_req, errs, mism, warm_bad);
+	       p99, p999, max, cpu_req, rss_kb, self_req, errs, mism, warm_bad,
+	       store_req, store_rss_kb);
 	fflush(stdout);
 }
 
@@ -1189,8 +1452,8 @@ run(const struct options *o)
 {
 	struct run r = {.o = o};
 	uint64_t start, give_up, window_start, warm_bad = 0;
-	double cpu0, cpu1, self0, self1, seconds;
-	long rss;
+	double cpu0, cpu1, scpu0, scpu1, self0, self1, seconds;
+	long rss, store_rss;
 	int rc;
 
 	rc = parse_target(&r.target, o->target);
@@ -1225,8 +1488,11 @@ run(const struct options *o)
 	}
 	r.live = r.nconns;
 
-	r.next_new = o->pool;
-	if (o->new_fraction < 1.0 && warm_up(&r, &warm_bad) < 0) {
+	/* Preloaded: no warm-up, retries go to the preloaded passed triplets. */
+	r.next_new = o->first_new_given ? o->first_new :
+		     o->preloaded > 0 ? o->preloaded : o->pool;
+	if (o->preloaded == 0 && o->new_fraction < 1.0 &&
+	    warm_up(&r, &warm_bad) < 0) {
 		fprintf(stderr, "loadgen: warm-up failed\n");
 		return 1;
 	}
@@ -1234,8 +1500,10 @@ run(const struct options *o)
 	memset(&r.st, 0, sizeof(r.st));
 	r.phase = PHASE_MEASURE;
 	cpu0 = proc_cpu_us(o->server_pid);
+	scpu0 = proc_cpu_us(o->store_pid);
 	self0 = self_cpu_us();
 	window_start = now_ns();
+	interval_start(&r, window_start);
 	r.window_end_ns = window_start + sec_to_ns(o->duration);
 	if (!run_phase(&r, r.window_end_ns + sec_to_ns(1))) {
 		fprintf(stderr, "loadgen: all connections lost\n");
@@ -1244,7 +1512,10 @@ run(const struct options *o)
 	/* The window closes here; answers still in flight are only checked. */
 	seconds = (double)(now_ns() - window_start) / 1e9;
 	cpu1 = proc_cpu_us(o->server_pid);
+	scpu1 = proc_cpu_us(o->store_pid);
 	self1 = self_cpu_us();
+	if (o->interval > 0 && r.ihist.n > 0)
+		interval_emit(&r, now_ns());
 	r.stop_issuing = true;
 	for (unsigned i = 0; i < r.nconns; i++)
 		r.conns[i].counted = false;
@@ -1252,8 +1523,10 @@ run(const struct options *o)
 		r.st.err.timeout += r.in_flight;
 	}
 	rss = proc_rss_anon_kb(o->server_pid);
+	store_rss = proc_rss_anon_kb(o->store_pid);
 
 	report(&r, seconds, cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1, rss,
+	       scpu0 >= 0 && scpu1 >= 0 ? scpu1 - scpu0 : -1, store_rss,
 	       self1 - self0, warm_bad);
 	for (unsigned i = 0; i < r.nconns; i++)
 		conn_drop(&r, &r.conns[i]);
@@ -1291,7 +1564,19 @@ usage(FILE *out)
 "      --wait S           keep trying to connect for S seconds (10)\n"
 "      --timeout S        an answer later than this is an error (10)\n"
 "      --warmup-timeout S bound on each warm-up pass (300)\n"
-"  -q, --quiet            only the machine lines\n");
+"      --store-pid PID    also report this process's CPU per request and\n"
+"                         RssAnon (a separate store, e.g. redis-server)\n"
+"      --interval S       an INTERVAL line (req/s, latency) every S seconds\n"
+"  -q, --quiet            only the machine lines\n"
+"preloaded databases (see the comment at the top of loadgen.c):\n"
+"      --preloaded N      triplets 0..N-1 of --seed are in the database: no\n"
+"                         warm-up; retries go to those that passed\n"
+"      --preload-old F    share of them last seen 15-20 days ago (0.2)\n"
+"      --preload-pending F  share of them greylisted, not retried (0.05)\n"
+"      --first-new I      first never-seen triplet index (N, or --pool)\n"
+"      --write-dump FILE  write the greyholdctl dump of the preload (- for\n"
+"                         standard output) and exit\n"
+"      --now T            the dump's time, unix seconds (now)\n");
 }
 
 static bool
@@ -1327,6 +1612,8 @@ parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 enum {
 	OPT_NEW = 256, OPT_DELAY, OPT_POOL, OPT_V6, OPT_ATTRS, OPT_NOCHECK,
 	OPT_PID, OPT_NAME, OPT_SEED, OPT_WAIT, OPT_TIMEOUT, OPT_WARMUP,
+	OPT_STORE_PID, OPT_INTERVAL, OPT_PRELOADED, OPT_PRE_OLD, OPT_PRE_PENDING,
+	OPT_FIRST_NEW, OPT_WRITE_DUMP, OPT_NOW,
 };
 
 static int
@@ -1348,6 +1635,14 @@ parse_options(struct options *o, int argc, char **argv)
 		{"wait", required_argument, NULL, OPT_WAIT},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"warmup-timeout", required_argument, NULL, OPT_WARMUP},
+		{"store-pid", required_argument, NULL, OPT_STORE_PID},
+		{"interval", required_argument, NULL, OPT_INTERVAL},
+		{"preloaded", required_argument, NULL, OPT_PRELOADED},
+		{"preload-old", required_argument, NULL, OPT_PRE_OLD},
+		{"preload-pending", required_argument, NULL, OPT_PRE_PENDING},
+		{"first-new", required_argument, NULL, OPT_FIRST_NEW},
+		{"write-dump", required_argument, NULL, OPT_WRITE_DUMP},
+		{"now", required_argument, NULL, OPT_NOW},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1415,6 +1710,34 @@ parse_options(struct options *o, int argc, char **argv)
 		case OPT_WARMUP:
 			ok = parse_double(optarg, 1, 86400, &o->warmup_timeout);
 			break;
+		case OPT_STORE_PID:
+			ok = parse_u64(optarg, 1, INT32_MAX, &u);
+			o->store_pid = (long)u;
+			break;
+		case OPT_INTERVAL:
+			ok = parse_double(optarg, 0.1, 3600, &o->interval);
+			break;
+		case OPT_PRELOADED:
+			/* Indices stay far below 2^36, where tags stay unique. */
+			ok = parse_u64(optarg, 1, 1ULL << 32, &o->preloaded);
+			break;
+		case OPT_PRE_OLD:
+			ok = parse_double(optarg, 0, 0.9, &o->preload_old);
+			break;
+		case OPT_PRE_PENDING:
+			ok = parse_double(optarg, 0, 0.9, &o->preload_pending);
+			break;
+		case OPT_FIRST_NEW:
+			ok = parse_u64(optarg, 0, 1ULL << 35, &o->first_new);
+			o->first_new_given = true;
+			break;
+		case OPT_WRITE_DUMP:
+			o->write_dump = optarg;
+			break;
+		case OPT_NOW:
+			ok = parse_u64(optarg, 100 * DAY_S, 1ULL << 40, &u);
+			o->dump_now = (int64_t)u;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -1431,6 +1754,21 @@ parse_options(struct options *o, int argc, char **argv)
 	}
 	if (!ok)
 		return -1;
+	if (o->preload_old + o->preload_pending > 0.9) {
+		fprintf(stderr, "loadgen: --preload-old plus --preload-pending "
+			"must leave at least 10 %% passed\n");
+		return -1;
+	}
+	if (o->write_dump != NULL) {
+		if (o->preloaded == 0 || optind != argc) {
+			fprintf(stderr, "loadgen: --write-dump needs --preloaded N "
+				"and no TARGET\n");
+			return -1;
+		}
+		if (o->dump_now == 0)
+			o->dump_now = (int64_t)time(NULL);
+		return 0;
+	}
 	if (optind != argc - 1) {
 		usage(stderr);
 		return -1;
@@ -1469,15 +1807,19 @@ main(int argc, char **argv)
 		.wait = 10,
 		.timeout = 10,
 		.warmup_timeout = 300,
+		.preload_old = 0.2,
+		.preload_pending = 0.05,
 	};
 	double bound;
 
 	if (parse_options(&o, argc, argv) < 0)
 		return 2;
+	if (o.write_dump != NULL)
+		return write_dump(&o);
 	signal(SIGPIPE, SIG_IGN);
 	/* Whatever the server does, the run ends by itself. */
 	bound = o.wait + o.duration + 2 * o.timeout + 10;
-	if (o.new_fraction < 1.0)
+	if (o.new_fraction < 1.0 && o.preloaded == 0)
 		bound += 2 * o.warmup_timeout + o.delay + 1;
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)ceil(bound));
