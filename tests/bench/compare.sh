@@ -81,11 +81,11 @@ store_pid=
 
 cleanup() {
 	if [ -n "$server_pid" ]; then
-		stop_server "$server_pid"
+		stop_server "$server_pid" 15
 		server_pid=
 	fi
 	if [ -n "$store_pid" ]; then
-		stop_server "$store_pid"
+		stop_server "$store_pid" 15
 		store_pid=
 	fi
 	if [ "$keep" = yes ]; then
@@ -97,45 +97,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# True while the process exists and is not a zombie.
-alive() {
-	[ -r "/proc/$1/stat" ] || return 1
-	state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null)
-	[ -n "$state" ] && [ "$state" != Z ]
-}
-
-# SIGTERM, a second SIGTERM after 5 s, SIGKILL after 15 s; then reap.
-stop_server() {
-	pid=$1
-	kill -TERM "$pid" 2>/dev/null
-	n=0
-	while alive "$pid"; do
-		n=$((n + 1))
-		if [ $n -eq 50 ]; then
-			kill -TERM "$pid" 2>/dev/null
-		elif [ $n -ge 150 ]; then
-			echo "compare.sh: server $pid ignores SIGTERM, killing it" >&2
-			kill -KILL "$pid" 2>/dev/null
-			break
-		fi
-		sleep 0.1
-	done
-	wait "$pid" 2>/dev/null
-}
-
-port_in_use() {
-	command -v ss >/dev/null 2>&1 || return 1
-	ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
-}
-
+bench_name=compare.sh
 next_port=$((20000 + $$ % 20000))
-pick_port() {
-	while port_in_use "$next_port"; do
-		next_port=$((next_port + 1))
-	done
-	port=$next_port
-	next_port=$((next_port + 1))
-}
+. "$here/lib.sh"
 
 # ---- postgrey ---------------------------------------------------------------
 
@@ -306,7 +270,7 @@ run_one() {
 	sport=$port
 	if ! start_server "$kind" "$dir" "$sport"; then
 		echo "  $name: not run (its store did not start)"
-		[ -n "$store_pid" ] && stop_server "$store_pid"
+		[ -n "$store_pid" ] && stop_server "$store_pid" 15
 		store_pid=
 		return
 	fi
@@ -318,10 +282,10 @@ run_one() {
 		--attrs "$attrs" --ipv6-fraction "$ipv6" --seed "$round" \
 		--wait 20 $check "127.0.0.1:$sport" > "$dir/loadgen.txt" 2> "$dir/loadgen.err"
 	status=$?
-	stop_server "$server_pid"
+	stop_server "$server_pid" 15
 	server_pid=
 	if [ -n "$store_pid" ]; then
-		stop_server "$store_pid"
+		stop_server "$store_pid" 15
 		store_pid=
 	fi
 	if grep -q '^RESULT' "$dir/loadgen.txt"; then

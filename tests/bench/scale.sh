@@ -94,7 +94,7 @@ cleanup() {
 		poll_pid=
 	fi
 	if [ -n "$server_pid" ]; then
-		stop_server "$server_pid"
+		stop_server "$server_pid" 30
 		server_pid=
 	fi
 	rm -rf "$tmp"/n*/db "$tmp"/n*/sweep/db "$tmp"/n*/dump.txt
@@ -107,45 +107,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# True while the process exists and is not a zombie.
-alive() {
-	[ -r "/proc/$1/stat" ] || return 1
-	state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null)
-	[ -n "$state" ] && [ "$state" != Z ]
-}
-
-# SIGTERM, a second SIGTERM after 5 s, SIGKILL after 30 s; then reap.
-stop_server() {
-	sp_pid=$1
-	kill -TERM "$sp_pid" 2>/dev/null
-	sp_n=0
-	while alive "$sp_pid"; do
-		sp_n=$((sp_n + 1))
-		if [ $sp_n -eq 50 ]; then
-			kill -TERM "$sp_pid" 2>/dev/null
-		elif [ $sp_n -ge 300 ]; then
-			echo "scale.sh: server $sp_pid ignores SIGTERM, killing it" >&2
-			kill -KILL "$sp_pid" 2>/dev/null
-			break
-		fi
-		sleep 0.1
-	done
-	wait "$sp_pid" 2>/dev/null
-}
-
-port_in_use() {
-	command -v ss >/dev/null 2>&1 || return 1
-	ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
-}
-
+bench_name=scale.sh
 next_port=$((20000 + ($$ + 7919) % 20000))
-pick_port() {
-	while port_in_use "$next_port"; do
-		next_port=$((next_port + 1))
-	done
-	port=$next_port
-	next_port=$((next_port + 1))
-}
+. "$here/lib.sh"
 
 now_s() {
 	date +%s.%N 2>/dev/null | cut -c1-14
@@ -370,7 +334,7 @@ run_size() {
 	pick_port; mport=$port
 	start_greyhold "$dir" "$gport" "$mport"
 	if ! run_load "$dir" warm "$gport" "$lookup_new" $((size + 4000000000)) "$warm_seconds"; then
-		stop_server "$server_pid"; server_pid=
+		stop_server "$server_pid" 30; server_pid=
 		tail -n 5 "$dir/server.log" | sed 's/^/    /'
 		rm -rf "$dir/db" "$dir/sweep/db"
 		return
@@ -383,7 +347,7 @@ run_size() {
 	run_load "$dir" insert "$gport" "$insert_new" $((size + 2000000000)) "$seconds" \
 		--interval 1
 	insert_rss=$(proc_rss "$server_pid")
-	stop_server "$server_pid"
+	stop_server "$server_pid" 30
 	server_pid=
 	trim_log "$dir"
 	for w in lookup insert; do
@@ -429,7 +393,7 @@ run_size() {
 		touch "$dir/poll.txt.stop"
 		wait "$poll_pid" 2>/dev/null
 		poll_pid=
-		stop_server "$server_pid"
+		stop_server "$server_pid" 30
 		server_pid=
 		trim_log "$dir/sweep"
 		report_sweep "$dir" "$sweep_start"
