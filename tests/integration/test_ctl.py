@@ -97,8 +97,9 @@ class CtlCase(GreyholdTestCase):
         return self.d
 
     def ctl(self, *args, db=None, conf=None, stdin=None, timeout=60,
-            preexec_fn=None):
-        argv = [ctl_bin(), "-c", conf or self.conf, "--db", db or self.dbdir]
+            preexec_fn=None, binary=None):
+        argv = [binary or ctl_bin(), "-c", conf or self.conf,
+                "--db", db or self.dbdir]
         return subprocess.run(argv + list(args), input=stdin,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=timeout,
@@ -626,11 +627,18 @@ class Errors(CtlCase):
         self.start()
         os.chmod(self.workdir, 0o755)       # only the dbdir (0700) is closed
 
+        # The build tree may sit in a directory nobody cannot enter (a
+        # fresh clone under mktemp -d): run a copy from the open workdir.
+        binary = os.path.join(self.workdir, "greyholdctl")
+        shutil.copy(ctl_bin(), binary)
+        os.chmod(binary, 0o755)
+
         def as_nobody():
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-        r = self.ctl_rc(2, "list", conf="/dev/null", preexec_fn=as_nobody)
+        r = self.ctl_rc(2, "list", conf="/dev/null", preexec_fn=as_nobody,
+                        binary=binary)
         self.assertIn("Permission denied", r.stderr)
 
     def test_schema_mismatch(self):
