@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "ctl.h"
-#include "db.h"
+#include "db_admin.h"
 #include "record.h"
 #include "triplet.h"
 

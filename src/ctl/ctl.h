@@ -15,7 +15,9 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "db.h"
+#include "db_admin.h"
+#include "db_expire.h"
+#include "db_wl.h"
 #include "engine.h"
 #include "privacy.h"
 #include "record.h"

@@ -6,7 +6,7 @@
 #define GREYHOLD_LIVE_WL_H
 
 #include "ctl.h"
-#include "db.h"
+#include "db_wl.h"
 #include "whitelist.h"
 
 /*

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "db.h"
+#include "db_wl.h"
 #include "whitelist.h"
 
 #define REDIS_ADMIN_TIMEOUT_MS 5000

@@ -17,7 +17,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h"
+#include "db_batch.h"
+#include "db_expire.h"
+#include "db_peek.h"
+#include "db_wl.h"
 #include "log.h"
 
 /* Sweep: records examined per slice, and slices at most once a second. */

@@ -25,23 +25,10 @@
 #include <stdint.h>
 
 #include "engine.h"
-#include "triplet.h"
+#include "job.h"
 #include "whitelist.h"
 
 typedef struct store store_t;
-
-struct store_job {
-	/* Set by the submitter. */
-	struct triplet_key key;	/* client key and triplet key */
-	int64_t now;
-	void *owner;
-
-	/* Set by the store. */
-	struct engine_verdict verdict;
-	int err;		/* 0, or negative errno: no verdict */
-
-	struct store_job *next;	/* queue link, the store's while submitted */
-};
 
 struct store_options {
 	const char *dbdir;

@@ -40,7 +40,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "db.h"
+#include "db_admin.h"
+#include "db_batch.h"
+#include "db_expire.h"
+#include "db_peek.h"
+#include "db_wl.h"
 #include "engine.h"
 #include "record.h"
 #include "store.h"
