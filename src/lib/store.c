@@ -252,7 +252,7 @@ gather(store_t *s)
 		return;
 	if (wait_usec > GATHER_MAX_USEC)
 		wait_usec = GATHER_MAX_USEC;
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_nsec += (long)(wait_usec * 1000);
 	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
@@ -263,6 +263,22 @@ gather(store_t *s)
 	       pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
 		;
 	s->gathering = false;
+}
+
+/*
+ * The thread's timed waits measure intervals, so they run on the monotonic
+ * clock: on the wall clock, a step back would stretch a wait by the step
+ * and hold a queued batch (or the housekeeping) that long.
+ */
+static void
+init_monotonic_cond(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
 }
 
 static void *
@@ -278,7 +294,7 @@ store_thread(void *arg)
 		while (s->pending.head == NULL && !s->stopping) {
 			struct timespec until;
 
-			clock_gettime(CLOCK_REALTIME, &until);
+			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += 1;
 			if (pthread_cond_timedwait(&s->cond, &s->lock, &until) ==
 			    ETIMEDOUT) {
@@ -337,7 +353,7 @@ store_open(store_t **out, const struct store_options *opts, char *err,
 	s->wakeup_arg = opts->wakeup_arg;
 	s->stats.map_size = db_map_size(s->db);
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	init_monotonic_cond(&s->cond);
 	/* Live entries apply from the first request on. */
 	refresh_live_whitelist(s, true);
 	rc = pthread_create(&s->thread, NULL, store_thread, s);
