@@ -4,8 +4,8 @@
  *
  * The steps are the daemon's, in its order: an authenticated client; the
  * static then the live client whitelist; the static then the live
- * recipient whitelist; the auto-whitelist; the triplet and the greylisting
- * rules (engine_triplet() on copies of the records).  The reasons and the
+ * recipient whitelist; then the auto-whitelist and the triplet through the
+ * one decision function, decide(), on copies of the records.  The reasons and the
  * reply are the daemon's own (engine_reason_name(), answer.c).  A live
  * entry is matched by building a whitelist of that entry alone, so the
  * matching entry can be named.
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "answer.h"
+#include "decide.h"
 #include "args.h"
 #include "keys.h"
 #include "output.h"
@@ -169,25 +170,6 @@ check_whitelists(struct ctl *ctl, const struct policy_request *r,
 	return 0;
 }
 
-static int
-check_awl(struct ctl *ctl, struct explanation *x)
-{
-	x->awl_checked = true;
-	x->awl_on = ctl->params.awl_passes > 0 && x->key.plain.client_is_net;
-	if (!x->awl_on)
-		return 0;
-	if (lookup(ctl, DB_CLIENTS, x->key.stored.client,
-		   x->key.stored.client_len,
-		   &x->client, &x->have_client) != 0)
-		return EXIT_ERROR;
-	if (engine_client_listed(x->have_client ? &x->client : NULL, ctl->now,
-				 &ctl->params)) {
-		x->pass = true;
-		x->reason = engine_reason_name(ENGINE_AWL);
-	}
-	return 0;
-}
-
 static void
 hostname_for(const struct config *cfg, char *out, size_t outsz)
 {
@@ -198,22 +180,39 @@ hostname_for(const struct config *cfg, char *out, size_t outsz)
 	out[outsz - 1] = '\0';
 }
 
+/*
+ * The records and decide() (decide.h), as the daemon's store would run
+ * it, on copies: the result is shown, never stored.
+ */
 static int
-check_triplet(struct ctl *ctl, const struct policy_request *r,
+check_records(struct ctl *ctl, const struct policy_request *r,
 	      struct explanation *x)
 {
-	struct record updated;
+	struct decide_in in;
+	struct decide_out out;
 	char domain[256], host[256];
 
-	x->triplet_looked_up = true;
+	x->awl_checked = true;
+	x->awl_on = ctl->params.awl_passes > 0 && x->key.plain.client_is_net;
+	if (x->awl_on &&
+	    lookup(ctl, DB_CLIENTS, x->key.stored.client,
+		   x->key.stored.client_len, &x->client, &x->have_client) != 0)
+		return EXIT_ERROR;
 	if (lookup(ctl, DB_TRIPLETS, x->key.stored.key, x->key.stored.key_len,
 		   &x->triplet, &x->have_triplet) != 0)
 		return EXIT_ERROR;
-	/* On copies: the result is shown, never stored. */
-	engine_triplet(x->have_triplet ? &x->triplet : NULL, ctl->now,
-		       &ctl->params, &updated, &x->verdict);
+	in.n = 1;
+	in.id[0].awl = x->awl_on;
+	in.id[0].client = x->have_client ? &x->client : NULL;
+	in.id[0].triplet = x->have_triplet ? &x->triplet : NULL;
+	(void)decide(&in, ctl->now, &ctl->params, &out);
+	x->verdict = out.verdict;
 	x->pass = x->verdict.action == ENGINE_PASS;
 	x->reason = engine_reason_name(x->verdict.reason);
+	/* A listed client is decided before its triplet is looked at. */
+	x->triplet_looked_up = x->verdict.reason != ENGINE_AWL;
+	if (x->verdict.reason == ENGINE_AWL)
+		return 0;
 	if (x->verdict.reason == ENGINE_PASSED && ctl->cfg->x_greylist_header) {
 		hostname_for(ctl->cfg, host, sizeof(host));
 		answer_prepend(x->reply, sizeof(x->reply), x->verdict.delay,
@@ -246,10 +245,7 @@ explain(struct ctl *ctl, const struct policy_request *r, struct explanation *x)
 	rc = check_whitelists(ctl, r, x);
 	if (rc != 0 || x->pass)
 		return rc;
-	rc = check_awl(ctl, x);
-	if (rc != 0 || x->pass)
-		return rc;
-	return check_triplet(ctl, r, x);
+	return check_records(ctl, r, x);
 }
 
 /* The reply without its final empty line, for display. */
