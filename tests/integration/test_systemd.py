@@ -391,6 +391,20 @@ class SystemdTest(unittest.TestCase):
         print("postfix socket: %s %s:%s, greyhold as %s"
               % (listen, owner, group, user))
 
+    def test_postfix_socket_documented(self):
+        """greyhold(8) and README give the main.cf line for the shipped
+        socket unit."""
+        sock = unit_settings(os.path.join(srcdir(), "systemd",
+                                          "greyhold-postfix.socket"))
+        listen = unit_value(sock, "Socket", "ListenStream")
+        relative = os.path.relpath(listen, POSTFIX_QUEUE)
+        for doc in ("man/greyhold.8", "README"):
+            with open(os.path.join(srcdir(), doc)) as f:
+                text = f.read()
+            for needle in ("check_policy_service unix:%s" % relative,
+                           "greyhold-postfix.socket", listen):
+                self.assertTrue(needle in text, "%s lacks %r" % (doc, needle))
+
     def test_units_verify(self):
         analyze = shutil.which("systemd-analyze")
         if analyze is None:
