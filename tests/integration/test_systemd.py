@@ -5,13 +5,23 @@ and READY=1 around a SIGHUP, WATCHDOG=1 at half the watchdog interval and
 STOPPING=1 on SIGTERM.  Socket activation: given a listening socket as fd 3
 with LISTEN_FDS/LISTEN_PID, it must serve on that socket and not bind its
 configured listeners.  The shipped units must pass systemd-analyze verify.
+
+Postfix's chroot: greyhold-postfix.socket puts the policy socket inside
+Postfix's queue directory.  The test does what systemd does for that unit
+(create the socket as root with the unit's owner, group and mode, read
+from the shipped file), hands it to greyhold running as an unprivileged
+user, and checks that a client running as user postfix gets an answer
+while another unprivileged user is refused.
 """
 
+import grp
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -50,6 +60,98 @@ class NotifySocket:
         self.sock.close()
 
 
+def srcdir():
+    return os.environ.get("GREYHOLD_SRCDIR",
+                          os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def unit_settings(path):
+    """{(section, key): [value, ...]} of a unit file, values in file order.
+
+    Enough of systemd's syntax for our units: [Section] headers, Key=value
+    lines, '#' and ';' comments.  (No line continuations: the test fails
+    on one rather than misread it.)
+    """
+    settings = {}
+    section = None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            assert not line.endswith("\\"), "continuation line in %s" % path
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+                continue
+            key, sep, value = line.partition("=")
+            assert sep and section, "cannot read %r in %s" % (line, path)
+            settings.setdefault((section, key.strip()), []).append(value.strip())
+    return settings
+
+
+def unit_value(settings, section, key, default=None):
+    """The value systemd uses for a single-valued setting: the last one."""
+    values = settings.get((section, key))
+    return values[-1] if values else default
+
+
+def identity(user, group=None):
+    """uid, gid and supplementary groups of a user, as systemd's User= and
+    Group= (and su, and Postfix's set_ugid) give them."""
+    pw = pwd.getpwnam(user)
+    gid = grp.getgrnam(group).gr_gid if group else pw.pw_gid
+    return pw.pw_uid, gid, os.getgrouplist(user, gid)
+
+
+def python_for(who):
+    """A Python interpreter that the user `who` (an identity()) may run:
+    ours may sit under root's home (pyenv)."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        try:
+            r = subprocess.run([python, "-I", "-c", "pass"], cwd="/",
+                               preexec_fn=become(*who), capture_output=True)
+        except OSError:         # exec refused: a directory it cannot enter
+            continue
+        if r.returncode == 0:
+            return python
+    raise unittest.SkipTest("no Python that uid %d may run" % who[0])
+
+
+def become(uid, gid, groups):
+    def drop():
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    return drop
+
+
+# Postfix's queue directory: a chrooted smtpd sees it as /, and even an
+# unchrooted one resolves "unix:NAME" in check_policy_service relative to it.
+POSTFIX_QUEUE = "/var/spool/postfix"
+
+# One policy request over a unix socket, in a separate interpreter so it
+# runs as another user; exit 13 when connect() is refused with EACCES.
+CLIENT = r"""
+import socket, sys
+request = sys.stdin.buffer.read()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except PermissionError as e:
+    print(e)
+    sys.exit(13)
+s.sendall(request)
+reply = b""
+while not reply.endswith(b"\n\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+sys.stdout.write(reply.decode())
+"""
+
+
 def ask(address, family=socket.AF_INET):
     with harness.PolicyClient.connect(address, family) as c:
         return c.request(harness.make_request())
@@ -70,10 +172,11 @@ class SystemdTest(unittest.TestCase):
             self.proc.kill()
             self.proc.wait()
 
-    def start(self, args, env_extra, preexec=None, shell_pid_var=None):
+    def start(self, args, env_extra, preexec=None, shell_pid_var=None,
+              binary=None):
         env = dict(os.environ)
         env.update(env_extra)
-        cmd = [harness.greyhold_bin(), "-f", "-c", "/dev/null",
+        cmd = [binary or harness.greyhold_bin(), "-f", "-c", "/dev/null",
                "--dbdir", os.path.join(self.tmp, "db")] + args
         if shell_pid_var:
             # LISTEN_PID must be the daemon's own pid: let a shell set it
@@ -169,6 +272,11 @@ class SystemdTest(unittest.TestCase):
                 time.sleep(0.1)
         self.assertIsNotNone(reply, self.logtext())
         self.assertEqual(harness.reply_action(reply), "DEFER_IF_PERMIT")
+        # The socket is systemd's: greyhold, which could remove it here,
+        # leaves it for its next start.
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=15), 0, self.logtext())
+        self.assertTrue(os.path.exists(path), "greyhold removed the socket")
 
     def test_listen_fds_for_another_pid_is_ignored(self):
         port = harness.free_port()
@@ -184,12 +292,124 @@ class SystemdTest(unittest.TestCase):
         self.assertIsNotNone(reply, self.logtext())
         self.assertNotIn("socket activation", self.logtext())
 
+    @unittest.skipUnless(os.getuid() == 0,
+                         "needs root to play systemd and run as other users")
+    def test_postfix_socket_unit(self):
+        try:
+            postfix = identity("postfix")
+        except KeyError:
+            self.skipTest("no user postfix (the postfix package)")
+        sock = unit_settings(os.path.join(srcdir(), "systemd",
+                                          "greyhold-postfix.socket"))
+        svc = unit_settings(os.path.join(srcdir(), "systemd",
+                                         "greyhold.service.in"))
+        self.assertEqual(unit_value(sock, "Socket", "Service",
+                                    "greyhold.service"), "greyhold.service")
+        listen = sock.get(("Socket", "ListenStream"), [])
+        self.assertEqual(len(listen), 1, listen)
+        listen = listen[0]
+        self.assertTrue(listen.startswith(POSTFIX_QUEUE + "/"), listen)
+
+        # systemd's part, as root: missing parent directories get
+        # DirectoryMode=, the socket SocketUser=, SocketGroup= and
+        # SocketMode= (systemd's defaults: 0755, root, root, 0666).
+        os.chmod(self.tmp, 0o755)
+        root = os.path.join(self.tmp, "root")
+        queue = root + POSTFIX_QUEUE
+        os.makedirs(queue)
+        for d in (root, root + "/var", root + "/var/spool", queue):
+            os.chmod(d, 0o755)          # as the postfix package leaves them
+        path = root + listen
+        dirmode = int(unit_value(sock, "Socket", "DirectoryMode", "0755"), 8)
+        d = os.path.dirname(path)
+        missing = []
+        while not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):
+            os.mkdir(d)
+            os.chmod(d, dirmode)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        owner = unit_value(sock, "Socket", "SocketUser", "root")
+        group = unit_value(sock, "Socket", "SocketGroup", "root")
+        os.chown(path, pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid)
+        os.chmod(path, int(unit_value(sock, "Socket", "SocketMode", "0666"), 8))
+        listener.listen(16)
+
+        # The service's part: greyhold as the unit's User= (nobody when
+        # systemd-sysusers has not created it here), never root.
+        user = unit_value(svc, "Service", "User")
+        self.assertNotIn(user, (None, "", "root", "0"))
+        try:
+            service = identity(user, unit_value(svc, "Service", "Group"))
+        except KeyError:
+            user, service = "nobody", identity("nobody")
+        self.assertNotIn(postfix[1], service[2],
+                         "%s is in group postfix: the test proves nothing"
+                         % user)
+        # The build tree may sit in a directory the user cannot enter.
+        binary = os.path.join(self.tmp, "greyhold")
+        shutil.copy(harness.greyhold_bin(), binary)
+        os.chmod(binary, 0o755)
+        os.mkdir(os.path.join(self.tmp, "db"), 0o700)
+        os.chown(os.path.join(self.tmp, "db"), service[0], service[1])
+        ns = NotifySocket(os.path.join(self.tmp, "notify"))
+        self.addCleanup(ns.close)
+        os.chmod(ns.path, 0o666)
+        fd = listener.fileno()
+        drop = become(*service)
+
+        def as_service():
+            os.dup2(fd, 3)
+            drop()
+
+        self.start([], {"LISTEN_FDS": "1", "NOTIFY_SOCKET": ns.path},
+                   preexec=as_service, shell_pid_var="LISTEN_PID",
+                   binary=binary)
+        ns.wait_for("READY=1")
+        self.assertIn("socket activation", self.logtext())
+
+        request = harness.encode_request(harness.make_request())
+
+        def client(who):
+            return subprocess.run(
+                [python_for(who), "-I", "-c", CLIENT, path], input=request,
+                capture_output=True, preexec_fn=become(*who), cwd="/",
+                timeout=30)
+
+        r = client(postfix)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(harness.reply_action(r.stdout.decode()),
+                         "DEFER_IF_PERMIT", self.logtext())
+        r = client(identity("nobody"))
+        self.assertEqual(r.returncode, 13, r.stdout + r.stderr)
+
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=15), 0, self.logtext())
+        print("postfix socket: %s %s:%s, greyhold as %s"
+              % (listen, owner, group, user))
+
+    def test_postfix_socket_documented(self):
+        """greyhold(8) and README give the main.cf line for the shipped
+        socket unit."""
+        sock = unit_settings(os.path.join(srcdir(), "systemd",
+                                          "greyhold-postfix.socket"))
+        listen = unit_value(sock, "Socket", "ListenStream")
+        relative = os.path.relpath(listen, POSTFIX_QUEUE)
+        for doc in ("man/greyhold.8", "README"):
+            with open(os.path.join(srcdir(), doc)) as f:
+                text = f.read()
+            for needle in ("check_policy_service unix:%s" % relative,
+                           "greyhold-postfix.socket", listen):
+                self.assertTrue(needle in text, "%s lacks %r" % (doc, needle))
+
     def test_units_verify(self):
         analyze = shutil.which("systemd-analyze")
         if analyze is None:
             self.skipTest("systemd-analyze not installed")
-        src = os.environ.get("GREYHOLD_SRCDIR",
-                             os.path.join(os.path.dirname(__file__), "..", ".."))
+        src = srcdir()
         unitdir = os.path.join(self.tmp, "units")
         os.mkdir(unitdir)
         sbindir = os.path.dirname(harness.greyhold_bin())
@@ -197,9 +417,11 @@ class SystemdTest(unittest.TestCase):
             unit = f.read().replace("@sbindir@", sbindir)
         with open(os.path.join(unitdir, "greyhold.service"), "w") as f:
             f.write(unit)
-        shutil.copy(os.path.join(src, "systemd", "greyhold.socket"), unitdir)
+        sockets = ("greyhold.socket", "greyhold-postfix.socket")
+        for u in sockets:
+            shutil.copy(os.path.join(src, "systemd", u), unitdir)
         units = [os.path.join(unitdir, u)
-                 for u in ("greyhold.service", "greyhold.socket")]
+                 for u in ("greyhold.service",) + sockets]
         r = subprocess.run([analyze, "verify", "--man=no"] + units,
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
