@@ -14,66 +14,72 @@
 #include "db_int.h"
 #include "decide.h"
 
-/* The records of one job, read in the batch's transaction. */
+/* The records of one job's identities, read in the batch's transaction. */
 struct job_records {
-	struct record client, triplet;
-	bool have_client, have_triplet;
+	struct record client[DECIDE_MAX_IDS], triplet[DECIDE_MAX_IDS];
+	bool have_client[DECIDE_MAX_IDS], have_triplet[DECIDE_MAX_IDS];
 };
 
 static int
-read_job(db_t *db, MDB_txn *txn, const struct store_job *job, bool awl,
-	 struct job_records *r, bool *wrote)
+read_ident(db_t *db, MDB_txn *txn, const struct triplet_key *k, bool awl,
+	   struct job_records *r, size_t i, bool *wrote)
 {
 	int rc = 0;
 
-	r->have_client = false;
+	r->have_client[i] = false;
 	if (awl)
-		rc = db_read_record(txn, db->clients, job->key.client,
-				    job->key.client_len, &r->client,
-				    &r->have_client, wrote, "client");
+		rc = db_read_record(txn, db->clients, k->client, k->client_len,
+				    &r->client[i], &r->have_client[i], wrote,
+				    "client");
 	if (rc == 0)
-		rc = db_read_record(txn, db->triplets, job->key.key,
-				    job->key.key_len, &r->triplet,
-				    &r->have_triplet, wrote, "triplet");
+		rc = db_read_record(txn, db->triplets, k->key, k->key_len,
+				    &r->triplet[i], &r->have_triplet[i], wrote,
+				    "triplet");
 	return rc;
 }
 
 static int
-write_job(db_t *db, MDB_txn *txn, const struct store_job *job,
-	  const struct decide_id_out *o)
+write_ident(db_t *db, MDB_txn *txn, const struct triplet_key *k,
+	    const struct decide_id_out *o)
 {
 	int rc = 0;
 
 	if (o->put_triplet)
-		rc = db_write_record(txn, db->triplets, job->key.key,
-				     job->key.key_len, &o->triplet);
+		rc = db_write_record(txn, db->triplets, k->key, k->key_len,
+				     &o->triplet);
 	if (rc == 0 && o->put_client)
-		rc = db_write_record(txn, db->clients, job->key.client,
-				     job->key.client_len, &o->client);
+		rc = db_write_record(txn, db->clients, k->client, k->client_len,
+				     &o->client);
 	return rc;
 }
 
 static int
 decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
-	   const struct engine_params *p, bool *wrote)
+	   const struct engine_params *cfg, bool *wrote)
 {
+	struct engine_params p = job_params(job, cfg);
 	struct job_records r;
 	struct decide_in in;
 	struct decide_out out;
-	int rc;
+	int rc = 0;
 
-	in.n = 1;
-	in.id[0].awl = p->awl_passes > 0 && job->key.client_is_net;
-	rc = read_job(db, txn, job, in.id[0].awl, &r, wrote);
+	in.n = job_ids(job);
+	for (size_t i = 0; i < in.n && rc == 0; i++) {
+		in.id[i].awl = job_id_awl(job, i, &p);
+		rc = read_ident(db, txn, job_id_key(job, i), in.id[i].awl, &r, i,
+				wrote);
+		in.id[i].client = r.have_client[i] ? &r.client[i] : NULL;
+		in.id[i].triplet = r.have_triplet[i] ? &r.triplet[i] : NULL;
+	}
 	if (rc != 0)
 		return rc;
-	in.id[0].client = r.have_client ? &r.client : NULL;
-	in.id[0].triplet = r.have_triplet ? &r.triplet : NULL;
-	if (decide(&in, job->now, p, &out)) {
+	if (decide(&in, job->now, &p, &out)) {
 		*wrote = true;
-		rc = write_job(db, txn, job, &out.id[0]);
+		for (size_t i = 0; i < in.n && rc == 0; i++)
+			rc = write_ident(db, txn, job_id_key(job, i), &out.id[i]);
 	}
 	job->verdict = out.verdict;
+	job->matched = out.matched;
 	return rc;
 }
 

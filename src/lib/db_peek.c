@@ -69,29 +69,36 @@ peek_record(db_t *db, MDB_dbi dbi, const void *key, size_t key_len,
 }
 
 bool
-db_peek(db_t *db, struct store_job *job, const struct engine_params *p)
+db_peek(db_t *db, struct store_job *job, const struct engine_params *cfg)
 {
-	struct record crec, rec;
-	bool have_client = false, have_rec;
+	struct engine_params p = job_params(job, cfg);
+	struct record crec[DECIDE_MAX_IDS], rec[DECIDE_MAX_IDS];
+	bool have_client, have_rec;
 	struct decide_in in;
 	struct decide_out out;
 
 	if (snapshot_begin(db) != 0)
 		return false;
-	in.n = 1;
-	in.id[0].awl = p->awl_passes > 0 && job->key.client_is_net;
-	if (in.id[0].awl &&
-	    peek_record(db, db->clients, job->key.client, job->key.client_len,
-			&crec, &have_client) != 0)
-		return false;
-	if (peek_record(db, db->triplets, job->key.key, job->key.key_len, &rec,
-			&have_rec) != 0)
-		return false;
-	in.id[0].client = have_client ? &crec : NULL;
-	in.id[0].triplet = have_rec ? &rec : NULL;
-	if (decide(&in, job->now, p, &out))
+	in.n = job_ids(job);
+	for (size_t i = 0; i < in.n; i++) {
+		const struct triplet_key *k = job_id_key(job, i);
+
+		have_client = false;
+		in.id[i].awl = job_id_awl(job, i, &p);
+		if (in.id[i].awl &&
+		    peek_record(db, db->clients, k->client, k->client_len,
+				&crec[i], &have_client) != 0)
+			return false;
+		if (peek_record(db, db->triplets, k->key, k->key_len, &rec[i],
+				&have_rec) != 0)
+			return false;
+		in.id[i].client = have_client ? &crec[i] : NULL;
+		in.id[i].triplet = have_rec ? &rec[i] : NULL;
+	}
+	if (decide(&in, job->now, &p, &out))
 		return false;	/* something to write: the store thread's job */
 	job->verdict = out.verdict;
+	job->matched = out.matched;
 	job->err = 0;
 	return true;
 }

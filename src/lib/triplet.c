@@ -274,3 +274,30 @@ triplet_build(struct triplet_key *out, const char *client_addr,
 	o += triplet_normalise_recipient(out->key + o, rcpt, rcpt_len);
 	out->key_len = o;
 }
+
+bool
+triplet_build_ident(struct triplet_key *out, char tag, const char *domain,
+		    size_t domain_len, const char *sender, size_t sender_len,
+		    const char *rcpt, size_t rcpt_len)
+{
+	size_t o;
+
+	/* "t:" + domain + NUL must fit the client buffer, uncut. */
+	if (domain_len == 0 || domain_len + 3 > sizeof(out->client) ||
+	    memchr(domain, '\0', domain_len) != NULL)
+		return false;
+	out->client[0] = tag;
+	out->client[1] = ':';
+	memcpy(out->client + 2, domain, domain_len);
+	out->client_len = domain_len + 2;
+	out->client[out->client_len] = '\0';
+	out->client_is_net = false;
+	memcpy(out->key, out->client, out->client_len);
+	o = out->client_len;
+	out->key[o++] = '\0';
+	o += triplet_normalise_sender(out->key + o, sender, sender_len);
+	out->key[o++] = '\0';
+	o += triplet_normalise_recipient(out->key + o, rcpt, rcpt_len);
+	out->key_len = o;
+	return true;
+}

@@ -70,4 +70,20 @@ void triplet_build(struct triplet_key *out, const char *client_addr,
 		   const char *rcpt, size_t rcpt_len,
 		   const struct triplet_opts *opts);
 
+/*
+ * Keys of an identity other than the client network (decide.h): the
+ * client part is TAG ':' DOMAIN ("n:example.org" for a verified name's
+ * organisational domain, "s:example.org" for an SPF-validated sender
+ * domain), which no address text can be, and the sender is the one given
+ * (already reduced to its organisational domain by the caller),
+ * normalised as above.  Returns false, building nothing, when the domain
+ * is empty or too long for the client part (TRIPLET_MAX_CLIENT - 3
+ * bytes): such a request simply has no identity of that kind.
+ * client_is_net is false: whether an identity may auto-whitelist is the
+ * caller's decision.
+ */
+bool triplet_build_ident(struct triplet_key *out, char tag, const char *domain,
+			 size_t domain_len, const char *sender,
+			 size_t sender_len, const char *rcpt, size_t rcpt_len);
+
 #endif

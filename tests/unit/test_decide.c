@@ -431,6 +431,86 @@ test_ids_all_restart(void **state)
 	assert_int_equal(out.verdict.reason, ENGINE_NEW);
 }
 
+/* A job from client network net with a name identity "n:example.com". */
+static void
+make_pool_job(struct store_job *job, const char *net, int64_t now)
+{
+	static const struct triplet_opts topts = {false, 24, 64};
+
+	memset(job, 0, sizeof(*job));
+	triplet_build(&job->key, net, strlen(net), "bounce-77@mail9.example.com",
+		      27, "bob@example.net", 15, &topts);
+	job->n_more = 1;
+	job->more[0].awl = true;
+	assert_true(triplet_build_ident(&job->more[0].key, 'n', "example.com", 11,
+					"bounce-77@example.com", 21,
+					"bob@example.net", 15));
+	job->now = now;
+}
+
+/*
+ * Through the store and the peek: a pool's first attempt from one network
+ * is recorded under its name too, and its retry from another network after
+ * the delay passes on the name; the peek then answers that network's
+ * next retry itself.
+ */
+static void
+test_store_pool_retry_from_other_network(void **state)
+{
+	char dir[] = "/tmp/test_decide.XXXXXX";
+	struct db_options o = {dir, 64ULL << 20, false, false};
+	struct store_job job, *jobs[1] = {&job};
+	struct record r;
+	char err[256];
+	bool committed;
+	uint64_t usec;
+	db_t *db;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(db_open(&db, &o, err, sizeof(err)), 0);
+
+	make_pool_job(&job, "198.51.100.20", NOW);
+	assert_int_equal(db_decide_batch(db, jobs, 1, &base_params, &committed,
+					 &usec), 0);
+	assert_int_equal(job.verdict.reason, ENGINE_NEW);
+	assert_int_equal(db_record_get(db, DB_TRIPLETS, job.more[0].key.key,
+				       job.more[0].key.key_len, &r), 0);
+	assert_int_equal(r.first_seen, NOW);
+
+	make_pool_job(&job, "203.0.113.9", NOW + 400);
+	assert_false(db_peek(db, &job, &base_params));	/* it writes */
+	db_snapshot_end(db);
+	assert_int_equal(db_decide_batch(db, jobs, 1, &base_params, &committed,
+					 &usec), 0);
+	assert_int_equal(job.verdict.action, ENGINE_PASS);
+	assert_int_equal(job.verdict.reason, ENGINE_PASSED);
+	assert_int_equal(job.verdict.delay, 400);
+	assert_int_equal(job.matched, 1);
+	assert_int_equal(db_record_get(db, DB_TRIPLETS, job.key.key,
+				       job.key.key_len, &r), 0);
+	assert_int_equal(r.passes, 1);
+
+	make_pool_job(&job, "203.0.113.9", NOW + 500);
+	assert_true(db_peek(db, &job, &base_params));
+	db_snapshot_end(db);
+	assert_int_equal(job.verdict.reason, ENGINE_KNOWN);
+	assert_int_equal(job.matched, 0);
+
+	/* A job's own longer delay (a listed client) holds it back. */
+	make_pool_job(&job, "192.0.2.50", NOW + 500);
+	job.key.key[0] = 'x';	/* a triplet never seen under the network */
+	job.more[0].key.key[job.more[0].key.key_len - 1] = 'x';
+	job.delay = 3600;
+	assert_int_equal(db_decide_batch(db, jobs, 1, &base_params, &committed,
+					 &usec), 0);
+	assert_int_equal(job.verdict.reason, ENGINE_NEW);
+	assert_int_equal(job.verdict.seconds_left, 3600);
+
+	db_close(db);
+	remove_env(dir);
+}
+
 int
 main(void)
 {
@@ -443,6 +523,7 @@ main(void)
 		cmocka_unit_test(test_ids_defer_reports_soonest),
 		cmocka_unit_test(test_ids_awl_on_second_identity),
 		cmocka_unit_test(test_ids_all_restart),
+		cmocka_unit_test(test_store_pool_retry_from_other_network),
 	};
 
 	return cmocka_run_group_tests(tests, load_rows, NULL);
