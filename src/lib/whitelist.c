@@ -7,6 +7,10 @@
  * the name.  Regexes are tried last, in file order, each bounded by
  * PCRE2's match and depth limits so a pathological pattern costs a capped
  * amount of work per request.
+ *
+ * Lists are built on two threads at once (the store thread's live list,
+ * the loop thread's reload): a list's state lives in the list only, and
+ * nothing in this file is shared between lists.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "whitelist.h"
