@@ -1,25 +1,37 @@
 /*
  * log - syslog or stderr sink, escaping of untrusted text, rate limiting.
  *
- * The sink is process-wide state set once by log_open() before threads
- * start; syslog(3) and stdio are thread-safe so the store thread may log too.
+ * The sink is process-wide, like the stderr and syslog connection it
+ * writes to: log_open() chooses it before threads start, and the loop
+ * thread alone changes verbosity (on reload) and buffering.  Both flags
+ * are atomics because the store thread reads them while it logs; syslog(3)
+ * and stdio lock internally, so lines from the two threads stay whole.
+ * The stdio buffer handed to stderr is static because stderr keeps using
+ * it until the process ends.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
 
-static bool log_to_syslog;
-static bool log_verbose;
+static atomic_bool log_to_syslog;
+static atomic_bool log_verbose;
+
+static bool
+to_syslog(void)
+{
+	return atomic_load_explicit(&log_to_syslog, memory_order_relaxed);
+}
 
 void
 log_open(const char *ident, bool use_syslog)
 {
-	log_to_syslog = use_syslog;
+	atomic_store_explicit(&log_to_syslog, use_syslog, memory_order_relaxed);
 	if (use_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -27,7 +39,7 @@ log_open(const char *ident, bool use_syslog)
 void
 log_set_verbose(bool verbose)
 {
-	log_verbose = verbose;
+	atomic_store_explicit(&log_verbose, verbose, memory_order_relaxed);
 }
 
 void
@@ -35,7 +47,7 @@ log_set_buffered(bool buffered)
 {
 	static char buf[1 << 16];
 
-	if (!log_to_syslog)
+	if (!to_syslog())
 		setvbuf(stderr, buffered ? buf : NULL, buffered ? _IOFBF : _IONBF,
 			buffered ? sizeof(buf) : 0);
 }
@@ -43,7 +55,7 @@ log_set_buffered(bool buffered)
 void
 log_flush(void)
 {
-	if (!log_to_syslog)
+	if (!to_syslog())
 		fflush(stderr);
 }
 
@@ -51,7 +63,7 @@ void
 log_close(void)
 {
 	log_flush();
-	if (log_to_syslog)
+	if (to_syslog())
 		closelog();
 }
 
@@ -86,9 +98,10 @@ level_prefix(enum log_level level)
 static void
 log_emit(enum log_level level, const char *text)
 {
-	if (level == LOG_LEVEL_DEBUG && !log_verbose)
+	if (level == LOG_LEVEL_DEBUG &&
+	    !atomic_load_explicit(&log_verbose, memory_order_relaxed))
 		return;
-	if (log_to_syslog) {
+	if (to_syslog()) {
 		syslog(syslog_priority(level), "%s%s", level_prefix(level), text);
 		return;
 	}

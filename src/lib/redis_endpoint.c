@@ -1,5 +1,9 @@
 /*
  * redis_endpoint - the Redis address parser.  See redis_endpoint.h.
+ *
+ * Every rejection is -EINVAL, as the header promises, whatever the part
+ * that was wrong.  An address holding credentials is refused without
+ * being repeated: the message goes to the log and to `greyhold -n`.
  */
 #include "redis_endpoint.h"
 
@@ -7,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Decimal digits s[0..len) into *out, at most max. */
+/* Decimal digits s[0..len) into *out, at most max; else -EINVAL. */
 static int
 parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
 {
@@ -21,7 +25,7 @@ parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
 		v = v * 10 + (unsigned long)(s[i] - '0');
 	}
 	if (v > max)
-		return -ERANGE;
+		return -EINVAL;
 	*out = (unsigned)v;
 	return 0;
 }
@@ -85,8 +89,8 @@ redis_endpoint_parse(const char *store, struct redis_endpoint *ep, char *err, si
 
 	memset(ep, 0, sizeof(*ep));
 	if (strchr(store, '@') != NULL) {
-		snprintf(err, errsz, "store = %s: put credentials in redis_user and "
-			 "redis_password, not in the address", store);
+		snprintf(err, errsz, "store: the address holds credentials (not "
+			 "shown here); put them in redis_user and redis_password");
 		return -EINVAL;
 	}
 	if (strncmp(store, "redis://", 8) == 0)

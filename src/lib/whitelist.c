@@ -7,6 +7,10 @@
  * the name.  Regexes are tried last, in file order, each bounded by
  * PCRE2's match and depth limits so a pathological pattern costs a capped
  * amount of work per request.
+ *
+ * Lists are built on two threads at once (the store thread's live list,
+ * the loop thread's reload): a list's state lives in the list only, and
+ * nothing in this file is shared between lists.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "whitelist.h"
@@ -477,13 +481,23 @@ whitelist_load_file(whitelist_t *wl, enum whitelist_kind kind,
 
 /* ---- finishing and lookups ------------------------------------------- */
 
-static size_t range_bytes;	/* set before each qsort; single-threaded */
-
+/*
+ * One comparator per address width, so a sort needs nothing outside its
+ * arguments: the store thread and the loop thread may each be finishing
+ * a whitelist at the same moment.
+ */
 static int
-cmp_range(const void *a, const void *b)
+cmp_range_v4(const void *a, const void *b)
 {
 	return memcmp(((const struct range *)a)->lo, ((const struct range *)b)->lo,
-		      range_bytes);
+		      4);
+}
+
+static int
+cmp_range_v6(const void *a, const void *b)
+{
+	return memcmp(((const struct range *)a)->lo, ((const struct range *)b)->lo,
+		      16);
 }
 
 static void
@@ -493,8 +507,8 @@ sort_merge(struct ranges *r, size_t nbytes)
 
 	if (r->n == 0)
 		return;
-	range_bytes = nbytes;
-	qsort(r->v, r->n, sizeof(*r->v), cmp_range);
+	qsort(r->v, r->n, sizeof(*r->v),
+	      nbytes == 4 ? cmp_range_v4 : cmp_range_v6);
 	for (size_t i = 1; i < r->n; i++) {
 		struct range *cur = &r->v[out];
 

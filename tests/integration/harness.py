@@ -51,6 +51,36 @@ def greyhold_bin():
     return path
 
 
+def ctl_bin(must_exist=True):
+    """Path of greyholdctl, built next to the daemon under test.
+
+    With must_exist, a missing or non-executable one is an error; without,
+    the caller checks (and may skip)."""
+    path = os.path.join(os.path.dirname(greyhold_bin()), "greyholdctl")
+    if must_exist and not os.access(path, os.X_OK):
+        raise RuntimeError("greyholdctl not found at %s (build it next to "
+                           "GREYHOLD_BIN)" % path)
+    return path
+
+
+def write_file(path, text, mode=0o644):
+    """Write text to path (replacing it) and chmod it to mode: readable by
+    everyone by default, whatever the umask, since some tests run
+    greyholdctl or postgrey as nobody."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def read_text(path):
+    """A log file's text (undecodable bytes replaced), "" if absent."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     """A TCP port that was free a moment ago (bound to port 0, then closed)."""
     s = socket.socket(family, socket.SOCK_STREAM)
@@ -175,6 +205,8 @@ def encode_request(attrs):
 
 
 REPLY_RE = re.compile(r"\Aaction=[^\n]*\n\n\Z")
+# How a reply with the default greylist_action and greylist_text starts.
+GREYLISTED = "action=DEFER_IF_PERMIT Greylisted"
 
 
 def reply_action(reply):
@@ -574,11 +606,7 @@ class Daemon:
 
     def log(self):
         """Everything the daemon wrote to stderr, over all runs."""
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def run_log(self):
         """What the current (or last) run wrote."""
@@ -764,13 +792,14 @@ def fd_count(pid):
 
 
 def percentile(values, p):
-    """The p-th percentile (0..100) of a list of numbers (nearest rank)."""
+    """The p-th percentile (0..100) of a list of numbers (nearest rank:
+    the ceil(p * n / 100)-th smallest, as greyholdctl report computes it;
+    integer arithmetic, so 7% of 100 is the 7th and not the 8th)."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1,
-                   int(math.ceil(p / 100.0 * len(ordered))) - 1))
-    return ordered[k]
+    rank = -(-len(ordered) * p // 100)
+    return ordered[int(max(1, min(len(ordered), rank))) - 1]
 
 
 def memory_checked():

@@ -31,23 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (GreyholdTestCase, REPLY_RE, free_port,  # noqa: E402
                      make_request, reply_action)
+from harness import ctl_bin, percentile, write_file  # noqa: E402
 
 HEADER = "greyhold-dump 1\n"
 DAY = 86400
-
-
-def ctl_bin():
-    path = os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError("greyholdctl not found at %s (build it next to "
-                           "GREYHOLD_BIN)" % path)
-    return path
-
-
-def write(path, text, mode=0o644):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
 
 
 def parse_dump(text):
@@ -77,8 +64,8 @@ class CtlCase(GreyholdTestCase):
         self.workdir = self.tmpdir()
         self.wl_clients = os.path.join(self.workdir, "wl_clients")
         self.wl_rcpts = os.path.join(self.workdir, "wl_recipients")
-        write(self.wl_clients, "")
-        write(self.wl_rcpts, "")
+        write_file(self.wl_clients, "")
+        write_file(self.wl_rcpts, "")
 
     def config(self, **settings):
         """Write the config both sides read; returns its path."""
@@ -87,7 +74,7 @@ class CtlCase(GreyholdTestCase):
                   "whitelist_recipients": self.wl_rcpts}
         values.update(settings)
         path = os.path.join(self.workdir, "greyhold.conf")
-        write(path, "".join("%s = %s\n" % kv for kv in values.items()))
+        write_file(path, "".join("%s = %s\n" % kv for kv in values.items()))
         return path
 
     def start(self, **settings):
@@ -245,8 +232,8 @@ class TripletCommands(CtlCase):
         self.assertEqual([r["client"] for r in rows], ["198.51.100.0/24"])
 
     def test_check_explains_and_changes_nothing(self):
-        write(self.wl_clients, "mail.trusted.example\n198.18.0.0/24\n")
-        write(self.wl_rcpts, "abuse@\n")
+        write_file(self.wl_clients, "mail.trusted.example\n198.18.0.0/24\n")
+        write_file(self.wl_rcpts, "abuse@\n")
         self.start()
         triplet = ("192.0.2.7", "ann@example.org", "bob@example.com")
         before = self.dump()
@@ -713,10 +700,6 @@ class Traffic(threading.Thread):
         return sorted(lat for t, lat in self.samples if start <= t <= end)
 
 
-def percentile(values, p):
-    return values[min(len(values) - 1, int(len(values) * p))] if values else 0
-
-
 class UnderLoad(CtlCase):
 
     N = 50000
@@ -736,7 +719,7 @@ class UnderLoad(CtlCase):
         self.start(delay="300s")
         now = int(time.time())
         path = os.path.join(self.workdir, "bulk.txt")
-        write(path, self.bulk_dump(now))
+        write_file(path, self.bulk_dump(now))
         traffic = Traffic(self.d)
         traffic.start()
         self.addCleanup(traffic.stop_event.set)
@@ -797,9 +780,9 @@ class UnderLoad(CtlCase):
               "the 50k load %d replies, max %.1f ms, p99 %.1f ms"
               % (len(before), (before[-1] if before else 0) * 1000,
                  len(everything), everything[-1] * 1000,
-                 percentile(everything, 0.99) * 1000, len(during_load),
+                 percentile(everything, 99) * 1000, len(during_load),
                  (during_load[-1] if during_load else 0) * 1000,
-                 percentile(during_load, 0.99) * 1000))
+                 percentile(during_load, 99) * 1000))
         self.assertLess(everything[-1], 2.0, "the daemon stalled")
         self.assertGreater(len(during_load), 0, "no reply during the load")
         self.assertNotIn("error", self.d.run_log().lower())
@@ -825,7 +808,7 @@ class Postgrey:
         self.dbdir = dbdir
         self.port = free_port()
         empty = os.path.join(workdir, "pg_empty_whitelist")
-        write(empty, "")
+        write_file(empty, "")
         argv = [need("postgrey", "postgrey"), "--inet=127.0.0.1:%d"
                 % self.port, "--dbdir=" + dbdir, "--delay=%d" % delay,
                 "--max-age=35", "--retry-window=2",

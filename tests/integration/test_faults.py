@@ -44,30 +44,16 @@ import harness  # noqa: E402
 from harness import (ConnectionClosed, DaemonError,  # noqa: E402
                      GreyholdTestCase, REPLY_RE, encode_request,
                      make_request, sleep_until)
+from harness import GREYLISTED, ctl_bin, write_file  # noqa: E402
 
-GREYLISTED = "action=DEFER_IF_PERMIT Greylisted"
 FAILURE_TEXT = "Greylisting store unavailable, try again later"
 DUMP_HEADER = "greyhold-dump 1\n"
-
-
-def ctl_bin():
-    path = os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError("greyholdctl not found at %s (build it next to "
-                           "GREYHOLD_BIN)" % path)
-    return path
 
 
 def ctl(conf, dbdir, *args, timeout=60):
     return subprocess.run([ctl_bin(), "-c", conf, "--db", dbdir] + list(args),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout)
-
-
-def write(path, text, mode=0o644):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
 
 
 def long_rcpt(tag, i):
@@ -316,7 +302,7 @@ class FaultCase(GreyholdTestCase):
         work = self.tmpdir()
         dbdir = os.path.join(work, "db")
         conf = os.path.join(work, "greyhold.conf")
-        write(conf, "db_max_size = 1M\n")
+        write_file(conf, "db_max_size = 1M\n")
 
         # 1. Fill the map (default failure_action DUNNO).
         d = self.daemon(workdir=work, config=conf, dbdir=dbdir)
@@ -397,12 +383,12 @@ class FaultCase(GreyholdTestCase):
         work = self.tmpdir()
         dbdir = os.path.join(work, "db")
         conf = os.path.join(work, "greyhold.conf")
-        write(conf, "db_max_size = 1M\n")
+        write_file(conf, "db_max_size = 1M\n")
         # greyholdctl reads the same database and cap with short expiry
         # times, so that its expire removes the flood the daemon keeps.
         ctl_conf = os.path.join(work, "ctl.conf")
-        write(ctl_conf, "db_max_size = 1M\ndelay = 1s\nretry_window = 2s\n"
-              "max_age = 2s\n")
+        write_file(ctl_conf, "db_max_size = 1M\ndelay = 1s\n"
+                   "retry_window = 2s\nmax_age = 2s\n")
         d = self.daemon(workdir=work, config=conf, dbdir=dbdir)
         greylisted, _ = self.fill_map(d, "fill")
         filled_at = time.time()
@@ -674,7 +660,7 @@ class FaultCase(GreyholdTestCase):
     def test_greyholdctl_killed_mid_load(self):
         work = self.tmpdir()
         conf = os.path.join(work, "greyhold.conf")
-        write(conf, "delay = 1s\n")
+        write_file(conf, "delay = 1s\n")
         d = self.daemon(workdir=work, config=conf)
         big = os.path.join(work, "big.dump")
         now = int(time.time())
@@ -754,8 +740,8 @@ class FaultCase(GreyholdTestCase):
         log = d.run_log()
         self.assertDefer(d.ask(make_request(sender="restart@example.org")))
         small = os.path.join(work, "small.dump")
-        write(small, DUMP_HEADER + "T\t%d\t%d\t0\t10.99.0.0/24\t"
-              "small@example.org\tr@example.net\n" % (now, now))
+        write_file(small, DUMP_HEADER + "T\t%d\t%d\t0\t10.99.0.0/24\t"
+                   "small@example.org\tr@example.net\n" % (now, now))
         r = ctl(conf, d.dbdir, "--json", "load", small)
         self.assertEqual(r.returncode, 0, r.stderr)
         r = ctl(conf, d.dbdir, "show", "10.99.0.1", "small@example.org",
@@ -779,9 +765,9 @@ class FaultCase(GreyholdTestCase):
         conf = os.path.join(work, "greyhold.conf")
         good = ("whitelist_clients = %s\nwhitelist_recipients = %s\n"
                 % (wlc, wlr))
-        write(wlc, "198.51.100.0/24\n")
-        write(wlr, "\n")
-        write(conf, good)
+        write_file(wlc, "198.51.100.0/24\n")
+        write_file(wlr, "\n")
+        write_file(conf, good)
         d = self.daemon(workdir=work, config=conf)
 
         stop = threading.Event()
@@ -824,9 +810,12 @@ class FaultCase(GreyholdTestCase):
             w.start()
         try:
             broken = [
-                ("config", lambda: write(conf, good + "delay = forever\n")),
-                ("config key", lambda: write(conf, good + "colour = blue\n")),
-                ("whitelist", lambda: write(wlc, "198.51.100.0/24\n/(/\n")),
+                ("config",
+                 lambda: write_file(conf, good + "delay = forever\n")),
+                ("config key",
+                 lambda: write_file(conf, good + "colour = blue\n")),
+                ("whitelist",
+                 lambda: write_file(wlc, "198.51.100.0/24\n/(/\n")),
                 ("missing config", lambda: os.unlink(conf)),
             ]
             for name, breakit in broken:
@@ -838,13 +827,13 @@ class FaultCase(GreyholdTestCase):
                     time.sleep(0.05)
                 line = d.wait_log(r"reload failed, keeping the running", mark)
                 self.assertNotIn("configuration reloaded", d.log_since(mark))
-                write(conf, good)
-                write(wlc, "198.51.100.0/24\n")
+                write_file(conf, good)
+                write_file(wlc, "198.51.100.0/24\n")
                 with self.subTest(name):
                     self.assertIn("error", line)
             time.sleep(0.3)
             # A good reload with a change still works afterwards.
-            write(wlc, "198.51.100.0/24\n203.0.113.0/24\n")
+            write_file(wlc, "198.51.100.0/24\n203.0.113.0/24\n")
             mark = d.log_mark()
             d.send_signal(signal.SIGHUP)
             d.wait_log(r"configuration reloaded", mark)

@@ -40,8 +40,8 @@ import harness  # noqa: E402
 from harness import (ConnectionClosed, GreyholdTestCase,  # noqa: E402
                      encode_request, fd_count, make_request, percentile,
                      proc_status, rss_bound_kb, rss_kb, wrapper_argv)
+from harness import GREYLISTED  # noqa: E402
 
-GREYLISTED = "action=DEFER_IF_PERMIT Greylisted"
 LATENCY_BOUND = 5.0 * harness.timeout_scale()
 
 

@@ -13,6 +13,7 @@ import harness
 from harness import (GreyholdTestCase, ConnectionClosed, LmdbWriteLock,
                      encode_request, free_port, greyhold_bin, make_request,
                      reply_action, sleep_until)
+from harness import write_file
 
 
 def req(n, tag="life", **kw):
@@ -21,11 +22,6 @@ def req(n, tag="life", **kw):
                                                         n % 250),
                         sender="s%d@%s.example" % (n, tag),
                         recipient="r%d@%s.example" % (n, tag), **kw)
-
-
-def write_file(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def run_greyhold(args, timeout=10):

@@ -44,8 +44,8 @@ import harness  # noqa: E402
 from harness import (GreyholdTestCase, REPLY_RE,  # noqa: E402
                      align_to_second, encode_request, free_port,
                      make_request, percentile, sleep_until, timeout_scale)
+from harness import GREYLISTED, ctl_bin, write_file  # noqa: E402
 
-GREYLISTED = "action=DEFER_IF_PERMIT Greylisted"
 DUNNO = "action=DUNNO\n\n"
 MAX_HTTP_REQUEST = 4096     # METRICS_HTTP_MAX_REQUEST in metrics_http.h
 
@@ -68,19 +68,6 @@ def req_series(action, reason):
 WL_FILES = 'greyhold_whitelist_entries{source="files"}'
 WL_LIVE = 'greyhold_whitelist_entries{source="live"}'
 HIST = "greyhold_request_duration_seconds"
-
-
-def ctl_bin():
-    path = os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError("greyholdctl not found at %s (build it next to "
-                           "GREYHOLD_BIN)" % path)
-    return path
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 # ---- HTTP -------------------------------------------------------------------
@@ -455,7 +442,7 @@ class MetricsTestCase(GreyholdTestCase):
     def metrics_daemon(self, config_text="", args=()):
         work = self.tmpdir()
         conf = os.path.join(work, "greyhold.conf")
-        write(conf, config_text)
+        write_file(conf, config_text)
         port = free_port()
         d = self.daemon(args=["-o", "metrics_listen=127.0.0.1:%d" % port]
                         + list(args), workdir=work, config=conf,
@@ -507,9 +494,9 @@ class MetricsTestCase(GreyholdTestCase):
         work = self.tmpdir()
         wl_clients = os.path.join(work, "wl_clients")
         wl_rcpts = os.path.join(work, "wl_recipients")
-        write(wl_clients, "# static client whitelist\n100.64.1.1\n"
-              "goodmx.example.net\n")
-        write(wl_rcpts, "postmaster@\n")
+        write_file(wl_clients, "# static client whitelist\n100.64.1.1\n"
+                   "goodmx.example.net\n")
+        write_file(wl_rcpts, "postmaster@\n")
         good_conf = ("whitelist_clients = %s\nwhitelist_recipients = %s\n"
                      "retry_window = 2s\n" % (wl_clients, wl_rcpts))
         d = self.metrics_daemon(good_conf, args=[
@@ -604,12 +591,12 @@ class MetricsTestCase(GreyholdTestCase):
                           base["greyhold_reloads_total"] == 1)
         self.assertEqual(m[WL_FILES], 4)
         self.assertDunno(ask(make_request(client_address="100.64.2.2")))
-        write(d.conf, good_conf + "no_such_key = 1\n")
+        write_file(d.conf, good_conf + "no_such_key = 1\n")
         d.send_signal(signal.SIGHUP)
         self.wait_for(d, "1 reload failure", lambda m:
                       m["greyhold_reload_failures_total"] -
                       base["greyhold_reload_failures_total"] == 1)
-        write(d.conf, good_conf)
+        write_file(d.conf, good_conf)
         with open(wl_clients, "a") as f:
             f.write("192.0.2.0/99\n")
         d.send_signal(signal.SIGHUP)

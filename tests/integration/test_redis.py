@@ -28,6 +28,7 @@ import unittest
 import harness
 from harness import (GreyholdTestCase, REPLY_RE, align_to_second, free_port,
                      make_request, reply_action, sleep_until)
+from harness import ctl_bin, read_text
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -138,11 +139,7 @@ class RedisServer:
         return out.stdout.decode("utf-8", "replace").strip()
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
 
 def req(client="192.0.2.10", sender="alice@example.org",
@@ -536,17 +533,13 @@ class LiveWhitelist(RedisTestCase):
                         timeout=3, interval=0.1)
 
 
-def ctl_bin():
-    return os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
-
-
 class CtlOnRedis(RedisTestCase):
     """greyholdctl with a config whose store is Redis: the live whitelist
     commands work on that Redis, the others refuse."""
 
     def setUp(self):
         super().setUp()
-        if not os.access(ctl_bin(), os.X_OK):
+        if not os.access(ctl_bin(must_exist=False), os.X_OK):
             self.skipTest("greyholdctl not built next to GREYHOLD_BIN")
         self.workdir = self.tmpdir()
 

@@ -29,19 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (GreyholdTestCase, align_to_second, make_request,  # noqa: E402
                      reply_action, sleep_until)
-
-
-def ctl_bin():
-    path = os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError("greyholdctl not found at %s (build it next to "
-                           "GREYHOLD_BIN)" % path)
-    return path
-
-
-def write(path, text, mode="w"):
-    with open(path, mode) as f:
-        f.write(text)
+from harness import ctl_bin, percentile, write_file  # noqa: E402
 
 
 def logged(text):
@@ -55,12 +43,6 @@ def logged(text):
         else:
             out.append("\\x%02x" % b)
     return "".join(out)
-
-
-def nearest_rank(values, p):
-    ordered = sorted(values)
-    k = max(1, -(-len(ordered) * p // 100))
-    return ordered[k - 1]
 
 
 GREYLIST_REASONS = ["new", "new (seen too long ago)", "early-retry"]
@@ -139,12 +121,13 @@ class FromDaemon(ReportCase):
         work = self.tmpdir()
         wl_clients = os.path.join(work, "wl_clients")
         wl_rcpts = os.path.join(work, "wl_recipients")
-        write(wl_clients, self.WL_CLIENT + "\n")
-        write(wl_rcpts, "")
+        write_file(wl_clients, self.WL_CLIENT + "\n")
+        write_file(wl_rcpts, "")
         conf = os.path.join(work, "greyhold.conf")
-        write(conf, "auto_whitelist_clients = 0\n"
-                    "whitelist_clients = %s\n"
-                    "whitelist_recipients = %s\n" % (wl_clients, wl_rcpts))
+        write_file(conf, "auto_whitelist_clients = 0\n"
+                         "whitelist_clients = %s\n"
+                         "whitelist_recipients = %s\n"
+                         % (wl_clients, wl_rcpts))
         d = self.daemon(args=["--delay", "1"], config=conf, workdir=work)
         s = Script(self, d)
         good, good_name = "192.0.2.10", "mail.example.org"
@@ -249,7 +232,7 @@ class FromDaemon(ReportCase):
         self.assertEqual(pd["min"], min(delays))
         self.assertEqual(pd["max"], max(delays))
         for p in (50, 90, 99):
-            self.assertEqual(pd["p%d" % p], nearest_rank(delays, p))
+            self.assertEqual(pd["p%d" % p], percentile(delays, p))
         self.assertEqual([b["label"] for b in pd["histogram"]],
                          ["<5m", "5-10m", "10-30m", "30m-1h", "1-4h", ">4h"])
         self.assertEqual([b["count"] for b in pd["histogram"]],
@@ -307,8 +290,8 @@ class FromDaemon(ReportCase):
         self.assertRegex(text, r"passed later: +2\n")
         self.assertRegex(text, r"never passed: +5\n")
         self.assertIn("count 2, min %ds, p50 %ds, p90 %ds, p99 %ds, max %ds"
-                      % (min(delays), nearest_rank(delays, 50),
-                         nearest_rank(delays, 90), nearest_rank(delays, 99),
+                      % (min(delays), percentile(delays, 50),
+                         percentile(delays, 90), percentile(delays, 99),
                          max(delays)), text)
         self.assertRegex(text, r"\n  <5m +2  #+\n")
         self.assertRegex(text, r"\n  >4h +0\n")
@@ -364,8 +347,8 @@ class FromFiles(ReportCase):
         work = self.tmpdir()
         old = os.path.join(work, "mail.log.1")
         new = os.path.join(work, "mail.log")
-        write(old, OLD_LOG)
-        write(new, NEW_LOG)
+        write_file(old, OLD_LOG)
+        write_file(new, NEW_LOG)
         return work, old, new
 
     def check_rotated(self, r, files):

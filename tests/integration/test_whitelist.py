@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (GreyholdTestCase, REPLY_RE, align_to_second,  # noqa: E402
                      make_request, reply_action, sleep_until)
+from harness import ctl_bin, write_file  # noqa: E402
 
 DELAY = 2
 LIVE_WAIT = 3.0         # the daemon polls the live whitelist every second
@@ -46,19 +47,6 @@ def req(client, name=NOWHERE, recipient=None, sender="alice@sender.example",
                         sender=sender, recipient=recipient, **kw)
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def ctl_bin():
-    path = os.path.join(os.path.dirname(harness.greyhold_bin()), "greyholdctl")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError("greyholdctl not found at %s (build it next to "
-                           "GREYHOLD_BIN)" % path)
-    return path
-
-
 class WhitelistCase(GreyholdTestCase):
 
     def wl_daemon(self, clients="", recipients="", args=(), local=None,
@@ -68,10 +56,10 @@ class WhitelistCase(GreyholdTestCase):
         workdir = self.tmpdir()
         cpath = os.path.join(workdir, "wl_clients")
         rpath = os.path.join(workdir, "wl_recipients")
-        write(cpath, clients)
-        write(rpath, recipients)
+        write_file(cpath, clients)
+        write_file(rpath, recipients)
         if local is not None:
-            write(cpath + ".local", local)
+            write_file(cpath + ".local", local)
         d = self.daemon(["--delay", str(DELAY), "--whitelist-clients", cpath,
                          "--whitelist-recipients", rpath] + list(args),
                         workdir=workdir, **kw)
@@ -170,17 +158,17 @@ class StaticLists(WhitelistCase):
     def test_each_kind_passes_at_once(self):
         workdir = self.tmpdir()
         replaced = os.path.join(workdir, "from_config")
-        write(replaced, "192.0.2.66\n")
+        write_file(replaced, "192.0.2.66\n")
         conf = os.path.join(workdir, "greyhold.conf")
         # The config names a list that --whitelist-clients replaces; its
         # recipient list stays.
         rpath = os.path.join(workdir, "recipients")
-        write(rpath, "postmaster@\n")
-        write(conf, "whitelist_clients = %s\nwhitelist_recipients = %s\n"
-              % (replaced, rpath))
+        write_file(rpath, "postmaster@\n")
+        write_file(conf, "whitelist_clients = %s\nwhitelist_recipients = %s\n"
+                   % (replaced, rpath))
         cpath = os.path.join(workdir, "clients")
-        write(cpath, CLIENTS)
-        write(cpath + ".local", "203.0.113.77\n")
+        write_file(cpath, CLIENTS)
+        write_file(cpath + ".local", "203.0.113.77\n")
         d = self.daemon(["--delay", str(DELAY), "--whitelist-clients", cpath],
                         config=conf, workdir=workdir)
 
@@ -233,9 +221,9 @@ class StaticLists(WhitelistCase):
         ]
         for main, local, where in cases:
             with self.subTest(where=where):
-                write(cpath, main)
+                write_file(cpath, main)
                 if local is not None:
-                    write(cpath + ".local", local)
+                    write_file(cpath + ".local", local)
                 elif os.path.exists(cpath + ".local"):
                     os.unlink(cpath + ".local")
                 r = subprocess.run(argv, stdin=subprocess.DEVNULL,
@@ -249,7 +237,7 @@ class StaticLists(WhitelistCase):
         d, cpath, _ = self.wl_daemon(clients="192.0.2.55\n")
         self.expect_defer(d, req("192.0.2.77"))
 
-        write(cpath, "192.0.2.55\n192.0.2.77\n")
+        write_file(cpath, "192.0.2.55\n192.0.2.77\n")
         mark = d.log_mark()
         d.send_signal(signal.SIGHUP)
         d.wait_log(r"configuration reloaded", mark)
@@ -257,7 +245,7 @@ class StaticLists(WhitelistCase):
 
         # A broken file: the error names FILE:LINE, the old lists stay
         # whole (no entry of the new file before the bad line applies).
-        write(cpath, "192.0.2.55\n192.0.2.77\n192.0.2.88\n300.1.1.1\n")
+        write_file(cpath, "192.0.2.55\n192.0.2.77\n192.0.2.88\n300.1.1.1\n")
         mark = d.log_mark()
         d.send_signal(signal.SIGHUP)
         line = d.wait_log(r"reload failed", mark)
@@ -267,7 +255,7 @@ class StaticLists(WhitelistCase):
         self.expect_pass(d, req("192.0.2.55"), "client whitelist")
         self.expect_defer(d, req("192.0.2.88"))
 
-        write(cpath, "192.0.2.88\n")
+        write_file(cpath, "192.0.2.88\n")
         mark = d.log_mark()
         d.send_signal(signal.SIGHUP)
         d.wait_log(r"configuration reloaded", mark)
@@ -519,8 +507,8 @@ class ReloadAtomicity(WhitelistCase):
         self.addCleanup(h.stop.set)
         try:
             for i in range(10):
-                write(cpath, "192.0.2.55\n192.0.2.56\n" if i % 2 == 0
-                      else "# odd\n192.0.2.55\n")
+                write_file(cpath, "192.0.2.55\n192.0.2.56\n" if i % 2 == 0
+                           else "# odd\n192.0.2.55\n")
                 d.send_signal(signal.SIGHUP)
                 if i % 2 == 0:
                     self.ctl_ok(d, "whitelist", "add", "client",

@@ -12,7 +12,6 @@
  */
 #include "store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,123 +37,10 @@
 #include "db_wl.h"
 #include "engine.h"
 #include "record.h"
+#include "store_helpers.h"
 #include "triplet.h"
 
-#define DAY 86400
-#define MIB (1ULL << 20)
-#define T0 1000000000	/* a fixed "now" for the db tests */
-#define ERRSZ 512
-
-struct tmp {
-	char root[64];
-	char dir[96];	/* root/db: does not exist until db_open() */
-};
-
-static const struct triplet_opts topts = {false, 24, 64};
-
-static const struct engine_params params = {
-	.delay = 300,
-	.retry_window = 2 * DAY,
-	.max_age = 35 * DAY,
-	.awl_passes = 0,
-};
-
-/* ---- temporary directories ----------------------------------------------- */
-
-static int
-make_tmp(void **state)
-{
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return -1;
-	snprintf(t->root, sizeof(t->root), "/tmp/greyhold-test-store-XXXXXX");
-	if (mkdtemp(t->root) == NULL) {
-		free(t);
-		return -1;
-	}
-	snprintf(t->dir, sizeof(t->dir), "%s/db", t->root);
-	*state = t;
-	return 0;
-}
-
-static int
-remove_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int rc = 0;
-
-	if (d == NULL)
-		return unlink(path);
-	while ((e = readdir(d)) != NULL) {
-		char sub[512];
-
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		if (remove_tree(sub) < 0)
-			rc = -1;
-	}
-	closedir(d);
-	return rmdir(path) < 0 ? -1 : rc;
-}
-
-static int
-remove_tmp(void **state)
-{
-	struct tmp *t = *state;
-	int rc = remove_tree(t->root);
-
-	free(t);
-	return rc;
-}
-
 /* ---- helpers ---------------------------------------------------------------- */
-
-static db_t *
-open_db(const char *dir, uint64_t max_size, bool relaxed)
-{
-	struct db_options o = {.dir = dir, .max_size = max_size,
-			       .relaxed = relaxed};
-	char err[ERRSZ] = "";
-	db_t *db = NULL;
-	int rc = db_open(&db, &o, err, sizeof(err));
-
-	if (rc != 0)
-		fail_msg("db_open(%s) failed (%d): %s", dir, rc, err);
-	assert_non_null(db);
-	return db;
-}
-
-static void
-make_job(struct store_job *job, const char *client, const char *sender,
-	 const char *rcpt, int64_t now)
-{
-	memset(job, 0, sizeof(*job));
-	triplet_build(&job->key, client, strlen(client), sender, strlen(sender),
-		      rcpt, strlen(rcpt), &topts);
-	job->now = now;
-	job->err = 1;	/* the store must set it */
-}
-
-/* Decide jobs[0..n) in one batch. */
-static int
-decide(db_t *db, struct store_job *jobs, size_t n,
-       const struct engine_params *p, bool *committed)
-{
-	struct store_job **ptrs = calloc(n, sizeof(*ptrs));
-	uint64_t usec;
-	size_t i;
-	int rc;
-
-	assert_non_null(ptrs);
-	for (i = 0; i < n; i++)
-		ptrs[i] = &jobs[i];
-	rc = db_decide_batch(db, ptrs, n, p, committed, &usec);
-	free(ptrs);
-	return rc;
-}
 
 /* Decide one job alone; it must succeed.  Returns whether it committed. */
 static bool
@@ -320,14 +206,14 @@ test_reopen_keeps_data(void **state)
 	db_t *db = open_db(t->dir, 64 * MIB, false);
 
 	make_job(&job, "192.0.2.7", "alice@example.org", "bob@example.net", T0);
-	assert_true(decide_one(db, &job, &params));
+	assert_true(decide_one(db, &job, &test_params));
 	assert_verdict(&job, ENGINE_DEFER, ENGINE_NEW);
 	db_close(db);
 
 	db = open_db(t->dir, 64 * MIB, false);
 	assert_triplet(db, &job, T0, T0, 0);
 	job.now = T0 + 400;
-	assert_true(decide_one(db, &job, &params));
+	assert_true(decide_one(db, &job, &test_params));
 	assert_verdict(&job, ENGINE_PASS, ENGINE_PASSED);
 	assert_int_equal(job.verdict.delay, 400);
 	db_close(db);
@@ -370,7 +256,7 @@ test_batch_same_triplet_twice_second_sees_first(void **state)
 	make_job(&jobs[0], "192.0.2.7", "a@example.org", "b@example.net", T0);
 	make_job(&jobs[1], "192.0.2.7", "a@example.org", "b@example.net",
 		 T0 + 10);
-	assert_int_equal(decide(db, jobs, 2, &params, &committed), 0);
+	assert_int_equal(decide(db, jobs, 2, &test_params, &committed), 0);
 	assert_true(committed);
 	assert_verdict(&jobs[0], ENGINE_DEFER, ENGINE_NEW);
 	assert_int_equal(jobs[0].verdict.seconds_left, 300);
@@ -383,7 +269,7 @@ test_batch_same_triplet_twice_second_sees_first(void **state)
 	make_job(&jobs[0], "192.0.2.7", "c@example.org", "d@example.net", T0);
 	make_job(&jobs[1], "192.0.2.7", "c@example.org", "d@example.net",
 		 T0 + 300);
-	assert_int_equal(decide(db, jobs, 2, &params, &committed), 0);
+	assert_int_equal(decide(db, jobs, 2, &test_params, &committed), 0);
 	assert_true(committed);
 	assert_verdict(&jobs[0], ENGINE_DEFER, ENGINE_NEW);
 	assert_verdict(&jobs[1], ENGINE_PASS, ENGINE_PASSED);
@@ -406,7 +292,7 @@ test_batch_different_triplets(void **state)
 	make_job(&jobs[2], "198.51.100.3", "a@example.org", "x@example.net",
 		 T0 + 2);
 	make_job(&jobs[3], "2001:db8::1", "<>", "x@example.net", T0 + 3);
-	assert_int_equal(decide(db, jobs, 4, &params, &committed), 0);
+	assert_int_equal(decide(db, jobs, 4, &test_params, &committed), 0);
 	assert_true(committed);
 	for (i = 0; i < 4; i++) {
 		assert_verdict(&jobs[i], ENGINE_DEFER, ENGINE_NEW);
@@ -419,7 +305,7 @@ static void
 test_awl_after_passes_spaced_by_refresh(void **state)
 {
 	struct tmp *t = *state;
-	struct engine_params p = params;
+	struct engine_params p = test_params;
 	struct store_job a, b, c, other;
 	struct record cr;
 	db_t *db = open_db(t->dir, 64 * MIB, false);
@@ -477,7 +363,7 @@ static void
 test_retry_within_refresh_commits_nothing(void **state)
 {
 	struct tmp *t = *state;
-	struct engine_params p = params;
+	struct engine_params p = test_params;
 	struct store_job a, b;
 	struct record cr;
 	db_t *db = open_db(t->dir, 64 * MIB, false);
@@ -555,7 +441,7 @@ fill_to_cap(db_t *db, uint64_t cap)
 	for (batch = 0; batch < 4000; batch++) {
 		for (i = 0; i < FILL_BATCH; i++)
 			make_fill_job(&jobs[i], stored + i);
-		rc = decide(db, jobs, FILL_BATCH, &params, &committed);
+		rc = decide(db, jobs, FILL_BATCH, &test_params, &committed);
 		if (rc != 0)
 			break;
 		assert_true(committed);
@@ -586,7 +472,7 @@ fill_to_cap(db_t *db, uint64_t cap)
 	/* A batch that writes nothing still gets its answers at the cap. */
 	make_fill_job(&jobs[0], 0);
 	jobs[0].now = T0 + 1;
-	assert_false(decide_one(db, &jobs[0], &params));
+	assert_false(decide_one(db, &jobs[0], &test_params));
 	assert_verdict(&jobs[0], ENGINE_DEFER, ENGINE_EARLY);
 	free(jobs);
 	return grew;
@@ -646,7 +532,7 @@ test_corrupt_triplet_record_treated_as_new(void **state)
 	db = open_db(t->dir, 64 * MIB, false);
 	assert_int_equal(db_get_triplet(db, job.key.key, job.key.key_len, &r),
 			 -EBADMSG);
-	assert_true(decide_one(db, &job, &params));
+	assert_true(decide_one(db, &job, &test_params));
 	assert_verdict(&job, ENGINE_DEFER, ENGINE_NEW);
 	assert_triplet(db, &job, T0, T0, 0);
 	db_close(db);
@@ -659,7 +545,7 @@ test_corrupt_client_record_replaced_on_pass(void **state)
 {
 	struct tmp *t = *state;
 	static const uint8_t junk[3] = {9, 9, 9};
-	struct engine_params p = params;
+	struct engine_params p = test_params;
 	struct store_job job;
 	struct record cr;
 	db_t *db;
@@ -693,7 +579,7 @@ test_corrupt_client_record_deleted_when_nothing_else_changes(void **state)
 {
 	struct tmp *t = *state;
 	static const uint8_t junk[3] = {9, 9, 9};
-	struct engine_params p = params;
+	struct engine_params p = test_params;
 	struct store_job job;
 	struct record cr;
 	uint8_t raw[64];
@@ -864,56 +750,6 @@ test_expire_large_budget_one_pass(void **state)
 
 /* ---- the asynchronous store ---------------------------------------------------------------- */
 
-struct waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned wakeups;
-};
-
-static void
-wake(void *arg)
-{
-	struct waiter *w = arg;
-
-	pthread_mutex_lock(&w->lock);
-	w->wakeups++;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-static void
-waiter_init(struct waiter *w)
-{
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	w->wakeups = 0;
-}
-
-static void
-waiter_destroy(struct waiter *w)
-{
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
-}
-
-/* Wait for a wakeup after the seen-th one; false after 10 s without. */
-static bool
-wait_wakeup(struct waiter *w, unsigned *seen)
-{
-	struct timespec until;
-	bool ok = true;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;
-	pthread_mutex_lock(&w->lock);
-	while (w->wakeups == *seen && ok)
-		ok = pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0 ||
-		     w->wakeups != *seen;
-	*seen = w->wakeups;
-	pthread_mutex_unlock(&w->lock);
-	return ok;
-}
-
 struct collected {
 	size_t n;
 	size_t order[128];
@@ -928,27 +764,6 @@ on_done(struct store_job *job, void *arg)
 	if (c->n < sizeof(c->order) / sizeof(c->order[0]))
 		c->order[c->n] = *index;
 	c->n++;
-}
-
-static store_t *
-open_store(const char *dir, bool relaxed, struct waiter *w)
-{
-	struct store_options o = {
-		.dbdir = dir,
-		.max_size = 64 * MIB,
-		.relaxed = relaxed,
-		.params = params,
-		.wakeup = wake,
-		.wakeup_arg = w,
-	};
-	char err[ERRSZ] = "";
-	store_t *s = NULL;
-	int rc = store_open(&s, &o, err, sizeof(err));
-
-	if (rc != 0)
-		fail_msg("store_open(%s) failed (%d): %s", dir, rc, err);
-	assert_non_null(s);
-	return s;
 }
 
 #define NJOBS 100
@@ -987,7 +802,7 @@ test_async_store_answers_in_order(void **state)
 	assert_non_null(jobs);
 	waiter_init(&w);
 	make_async_jobs(jobs, index, now);
-	s = open_store(t->dir, false, &w);
+	s = open_store(t->dir, 64 * MIB, false, &w);
 	for (i = 0; i < NJOBS; i++)
 		store_submit(s, &jobs[i]);
 	store_flush(s);
@@ -1050,12 +865,12 @@ test_store_close_idle_is_prompt(void **state)
 	waiter_init(&w);
 	/* Right after open, and after the thread has idled through a
 	 * housekeeping round: never a wait for the 1 s tick. */
-	s = open_store(t->dir, false, &w);
+	s = open_store(t->dir, 64 * MIB, false, &w);
 	usec = close_usec(s);
 	if (usec > 500000)
 		fail_msg("store_close right after open took %llu us",
 			 (unsigned long long)usec);
-	s = open_store(t->dir, false, &w);
+	s = open_store(t->dir, 64 * MIB, false, &w);
 	nanosleep(&pause, NULL);
 	usec = close_usec(s);
 	if (usec > 500000)
@@ -1079,7 +894,7 @@ test_store_close_decides_what_is_queued(void **state)
 	assert_non_null(jobs);
 	waiter_init(&w);
 	make_async_jobs(jobs, index, now);
-	s = open_store(t->dir, true, &w);
+	s = open_store(t->dir, 64 * MIB, true, &w);
 	for (i = 0; i < NJOBS; i++)
 		store_submit(s, &jobs[i]);
 	store_close(s);		/* no collect: decided, committed, dropped */

@@ -22,7 +22,6 @@
  * into a temporary file around the call.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,12 +47,8 @@
 #include "engine.h"
 #include "record.h"
 #include "store.h"
+#include "store_helpers.h"
 #include "triplet.h"
-
-#define DAY 86400
-#define MIB (1ULL << 20)
-#define T0 1000000000	/* a fixed "now" for the db tests */
-#define ERRSZ 512
 
 /* ---- fault injection ----------------------------------------------------- */
 
@@ -176,107 +171,25 @@ __wrap_mdb_env_set_mapsize(MDB_env *env, size_t size)
 	return __real_mdb_env_set_mapsize(env, size);
 }
 
-/* ---- temporary directories and stderr capture ---------------------------- */
+/* ---- per-test setup ------------------------------------------------------ */
 
-struct tmp {
-	char root[64];
-	char dir[96];		/* root/db: created by db_open() */
-	char logfile[96];	/* root/stderr: captured log output */
-	int saved_stderr;	/* -1 when not capturing */
-};
-
+/* A temporary directory (store_helpers), and no fault left armed. */
 static int
-make_tmp(void **state)
+setup(void **state)
 {
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return -1;
-	snprintf(t->root, sizeof(t->root), "/tmp/greyhold-test-faults-XXXXXX");
-	if (mkdtemp(t->root) == NULL) {
-		free(t);
-		return -1;
-	}
-	snprintf(t->dir, sizeof(t->dir), "%s/db", t->root);
-	snprintf(t->logfile, sizeof(t->logfile), "%s/stderr", t->root);
-	t->saved_stderr = -1;
 	fault_reset(&put_fault);
 	fault_reset(&commit_fault);
 	fault_reset(&mapsize_fault);
-	*state = t;
-	return 0;
-}
-
-static void
-capture_stop(struct tmp *t)
-{
-	if (t->saved_stderr < 0)
-		return;
-	fflush(stderr);
-	dup2(t->saved_stderr, STDERR_FILENO);
-	close(t->saved_stderr);
-	t->saved_stderr = -1;
+	return make_tmp(state);
 }
 
 static int
-remove_tmp(void **state)
+teardown(void **state)
 {
-	struct tmp *t = *state;
-	char path[160];
-	static const char *const names[] = {"db/data.mdb", "db/lock.mdb",
-					     "db", "stderr"};
-	size_t i;
-
-	capture_stop(t);
 	fault_reset(&put_fault);
 	fault_reset(&commit_fault);
 	fault_reset(&mapsize_fault);
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", t->root, names[i]);
-		if (unlink(path) < 0)
-			rmdir(path);
-	}
-	rmdir(t->root);
-	free(t);
-	return 0;
-}
-
-/* Send fd 2 (the library's log) to t->logfile until capture_stop(). */
-static void
-capture_start(struct tmp *t)
-{
-	int fd;
-
-	fflush(stderr);
-	fd = open(t->logfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	t->saved_stderr = dup(STDERR_FILENO);
-	assert_true(t->saved_stderr >= 0);
-	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	close(fd);
-}
-
-/* Stop capturing; the captured text (caller frees), echoed for context. */
-static char *
-capture_end(struct tmp *t)
-{
-	FILE *fp;
-	char *text;
-	long len;
-
-	capture_stop(t);
-	fp = fopen(t->logfile, "r");
-	assert_non_null(fp);
-	fseek(fp, 0, SEEK_END);
-	len = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	text = calloc(1, (size_t)len + 1);
-	assert_non_null(text);
-	if (len > 0 && fread(text, 1, (size_t)len, fp) != (size_t)len)
-		fail_msg("cannot read the captured log");
-	fclose(fp);
-	fprintf(stderr, "%s", text);
-	return text;
+	return remove_tmp(state);
 }
 
 static unsigned
@@ -294,40 +207,14 @@ count_lines_with(const char *text, const char *needle)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static const struct triplet_opts topts = {false, 24, 64};
-
-static const struct engine_params params = {
-	.delay = 300,
-	.retry_window = 2 * DAY,
-	.max_age = 35 * DAY,
-	.awl_passes = 0,
-};
-
-static db_t *
-open_db(const char *dir, uint64_t max_size)
-{
-	struct db_options o = {.dir = dir, .max_size = max_size};
-	char err[ERRSZ] = "";
-	db_t *db = NULL;
-	int rc = db_open(&db, &o, err, sizeof(err));
-
-	if (rc != 0)
-		fail_msg("db_open(%s) failed (%d): %s", dir, rc, err);
-	assert_non_null(db);
-	return db;
-}
-
+/* Job id: 192.0.2.7, sender@example.org, user<id>@example.net. */
 static void
-make_job(struct store_job *job, unsigned id, int64_t now)
+make_numbered_job(struct store_job *job, unsigned id, int64_t now)
 {
 	char rcpt[64];
 
 	snprintf(rcpt, sizeof(rcpt), "user%u@example.net", id);
-	memset(job, 0, sizeof(*job));
-	triplet_build(&job->key, "192.0.2.7", 9, "sender@example.org", 18, rcpt,
-		      strlen(rcpt), &topts);
-	job->now = now;
-	job->err = 1;	/* the store must set it */
+	make_job(job, "192.0.2.7", "sender@example.org", rcpt, now);
 }
 
 /* Jobs first..first+n-1, one per triplet. */
@@ -339,24 +226,8 @@ make_jobs(unsigned first, size_t n, int64_t now)
 
 	assert_non_null(jobs);
 	for (i = 0; i < n; i++)
-		make_job(&jobs[i], first + (unsigned)i, now);
+		make_numbered_job(&jobs[i], first + (unsigned)i, now);
 	return jobs;
-}
-
-static int
-decide(db_t *db, struct store_job *jobs, size_t n, bool *committed)
-{
-	struct store_job **ptrs = calloc(n, sizeof(*ptrs));
-	uint64_t usec;
-	size_t i;
-	int rc;
-
-	assert_non_null(ptrs);
-	for (i = 0; i < n; i++)
-		ptrs[i] = &jobs[i];
-	rc = db_decide_batch(db, ptrs, n, &params, committed, &usec);
-	free(ptrs);
-	return rc;
 }
 
 static void
@@ -443,7 +314,7 @@ store_earlier(db_t *db)
 	struct store_job *jobs = make_jobs(1000, EARLIER, T0);
 	bool committed = false;
 
-	assert_int_equal(decide(db, jobs, EARLIER, &committed), 0);
+	assert_int_equal(decide(db, jobs, EARLIER, &test_params, &committed), 0);
 	assert_true(committed);
 	assert_all_new(jobs, EARLIER);
 	return jobs;
@@ -457,7 +328,7 @@ static void
 test_map_full_once_grows_and_replays(void **state)
 {
 	struct tmp *t = *state;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job *earlier = store_earlier(db);
 	struct store_job *jobs = make_jobs(0, BATCH, T0);
 	bool committed = false;
@@ -468,7 +339,7 @@ test_map_full_once_grows_and_replays(void **state)
 	fault_arm(&put_fault, 9, MDB_MAP_FULL, false);
 	fault_arm(&mapsize_fault, 1000, 0, false);	/* count calls only */
 	capture_start(t);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), 0);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), 0);
 	log = capture_end(t);
 
 	assert_int_equal(fault_injected(&put_fault), 1);
@@ -491,7 +362,7 @@ test_map_full_once_grows_and_replays(void **state)
 	db_close(db);
 
 	/* Durable: the grown map and the data survive a reopen. */
-	db = open_db(t->dir, 64 * MIB);
+	db = open_db(t->dir, 64 * MIB, false);
 	jobs = make_jobs(0, BATCH, T0);
 	assert_stored(db, jobs, BATCH, T0);
 	assert_int_equal(triplet_count(db), BATCH + EARLIER);
@@ -504,16 +375,16 @@ static void
 test_map_full_replay_keeps_in_batch_order(void **state)
 {
 	struct tmp *t = *state;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job jobs[3];
 	bool committed = false;
 	struct record r;
 
-	make_job(&jobs[0], 1, T0);
-	make_job(&jobs[1], 2, T0);
-	make_job(&jobs[2], 1, T0 + 10);	/* same triplet as jobs[0] */
+	make_numbered_job(&jobs[0], 1, T0);
+	make_numbered_job(&jobs[1], 2, T0);
+	make_numbered_job(&jobs[2], 1, T0 + 10);	/* same triplet as jobs[0] */
 	fault_arm(&put_fault, 1, MDB_MAP_FULL, false);	/* the 2nd put */
-	assert_int_equal(decide(db, jobs, 3, &committed), 0);
+	assert_int_equal(decide(db, jobs, 3, &test_params, &committed), 0);
 	assert_int_equal(fault_injected(&put_fault), 1);
 	assert_true(committed);
 	assert_int_equal(jobs[0].err, 0);
@@ -535,12 +406,12 @@ static void
 test_map_full_on_commit_grows_and_replays(void **state)
 {
 	struct tmp *t = *state;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job *jobs = make_jobs(0, BATCH, T0);
 	bool committed = false;
 
 	fault_arm(&commit_fault, 0, MDB_MAP_FULL, false);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), 0);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), 0);
 	assert_int_equal(fault_injected(&commit_fault), 1);
 	assert_int_equal(fault_calls(&commit_fault), 2);
 	assert_true(committed);
@@ -558,7 +429,7 @@ test_map_full_at_cap_fails_whole_batch(void **state)
 {
 	struct tmp *t = *state;
 	/* The cap is the initial map: there is no room to grow. */
-	db_t *db = open_db(t->dir, DB_INITIAL_MAP);
+	db_t *db = open_db(t->dir, DB_INITIAL_MAP, false);
 	struct store_job *earlier = store_earlier(db);
 	struct store_job *jobs = make_jobs(0, BATCH, T0);
 	bool committed = true;
@@ -566,7 +437,7 @@ test_map_full_at_cap_fails_whole_batch(void **state)
 
 	fault_arm(&put_fault, 30, MDB_MAP_FULL, false);
 	fault_arm(&mapsize_fault, 1000, 0, false);
-	rc = decide(db, jobs, BATCH, &committed);
+	rc = decide(db, jobs, BATCH, &test_params, &committed);
 	assert_int_equal(rc, -ENOSPC);
 	assert_false(committed);
 	assert_int_equal(fault_injected(&put_fault), 1);
@@ -581,7 +452,7 @@ test_map_full_at_cap_fails_whole_batch(void **state)
 	/* The fault is gone: the same batch now goes through. */
 	free(jobs);
 	jobs = make_jobs(0, BATCH, T0);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), 0);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), 0);
 	assert_all_new(jobs, BATCH);
 	assert_int_equal(triplet_count(db), BATCH + EARLIER);
 	free(jobs);
@@ -595,7 +466,7 @@ test_map_full_every_put_grows_to_cap_then_fails(void **state)
 {
 	struct tmp *t = *state;
 	uint64_t cap = 4 * DB_INITIAL_MAP;
-	db_t *db = open_db(t->dir, cap);
+	db_t *db = open_db(t->dir, cap, false);
 	struct store_job *earlier = store_earlier(db);
 	struct store_job *jobs = make_jobs(0, BATCH, T0);
 	bool committed = true;
@@ -604,7 +475,7 @@ test_map_full_every_put_grows_to_cap_then_fails(void **state)
 	/* A third growth would pass the cap: refuse it, so that a ladder
 	 * that ignores the cap fails here instead of growing forever. */
 	fault_arm(&mapsize_fault, 2, EINVAL, true);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), -ENOSPC);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), -ENOSPC);
 	assert_false(committed);
 	/* 16 -> 32 -> 64 MiB, then the cap stops the ladder. */
 	assert_int_equal(fault_calls(&mapsize_fault), 2);
@@ -625,7 +496,7 @@ static void
 test_map_growth_failure_fails_whole_batch(void **state)
 {
 	struct tmp *t = *state;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job *earlier = store_earlier(db);
 	struct store_job *jobs = make_jobs(0, BATCH, T0);
 	bool committed = true;
@@ -633,7 +504,7 @@ test_map_growth_failure_fails_whole_batch(void **state)
 
 	fault_arm(&put_fault, 5, MDB_MAP_FULL, false);
 	fault_arm(&mapsize_fault, 0, ENOMEM, true);
-	rc = decide(db, jobs, BATCH, &committed);
+	rc = decide(db, jobs, BATCH, &test_params, &committed);
 	if (rc >= 0)
 		fail_msg("batch succeeded although the map could not grow");
 	assert_false(committed);
@@ -649,7 +520,7 @@ test_map_growth_failure_fails_whole_batch(void **state)
 	free(jobs);
 	jobs = make_jobs(0, BATCH, T0);
 	fault_arm(&put_fault, 5, MDB_MAP_FULL, false);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), 0);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), 0);
 	assert_int_equal(db_map_size(db), 2 * DB_INITIAL_MAP);
 	assert_all_new(jobs, BATCH);
 	assert_int_equal(triplet_count(db), BATCH + EARLIER);
@@ -664,13 +535,13 @@ static void
 test_commit_eio_fails_batch_then_next_batch_works(void **state)
 {
 	struct tmp *t = *state;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job *earlier = store_earlier(db);
 	struct store_job *jobs = make_jobs(0, BATCH, T0);
 	bool committed = true;
 
 	fault_arm(&commit_fault, 0, EIO, false);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), -EIO);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), -EIO);
 	assert_int_equal(fault_injected(&commit_fault), 1);
 	assert_false(committed);
 	assert_all_failed(jobs, BATCH, -EIO);
@@ -681,7 +552,7 @@ test_commit_eio_fails_batch_then_next_batch_works(void **state)
 	/* The next batch takes the write lock and commits. */
 	free(jobs);
 	jobs = make_jobs(0, BATCH, T0 + 1);
-	assert_int_equal(decide(db, jobs, BATCH, &committed), 0);
+	assert_int_equal(decide(db, jobs, BATCH, &test_params, &committed), 0);
 	assert_true(committed);
 	assert_all_new(jobs, BATCH);
 	assert_stored(db, jobs, BATCH, T0 + 1);
@@ -691,7 +562,7 @@ test_commit_eio_fails_batch_then_next_batch_works(void **state)
 	db_close(db);
 
 	/* And the environment reopens cleanly. */
-	db = open_db(t->dir, 64 * MIB);
+	db = open_db(t->dir, 64 * MIB, false);
 	assert_int_equal(triplet_count(db), BATCH + EARLIER);
 	db_close(db);
 }
@@ -700,7 +571,7 @@ static void
 test_put_eio_on_third_job_fails_batch_atomically(void **state)
 {
 	struct tmp *t = *state;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job *earlier = store_earlier(db);
 	struct store_job *jobs = make_jobs(0, 5, T0);
 	bool committed = true;
@@ -708,7 +579,7 @@ test_put_eio_on_third_job_fails_batch_atomically(void **state)
 	/* awl_passes = 0: one put per new triplet, so the 3rd put is job 3. */
 	fault_arm(&put_fault, 2, EIO, false);
 	fault_arm(&commit_fault, 1000, 0, false);
-	assert_int_equal(decide(db, jobs, 5, &committed), -EIO);
+	assert_int_equal(decide(db, jobs, 5, &test_params, &committed), -EIO);
 	assert_int_equal(fault_injected(&put_fault), 1);
 	/* Stopped at job 3, never committed. */
 	assert_int_equal(fault_calls(&put_fault), 3);
@@ -722,7 +593,7 @@ test_put_eio_on_third_job_fails_batch_atomically(void **state)
 
 	free(jobs);
 	jobs = make_jobs(0, 5, T0);
-	assert_int_equal(decide(db, jobs, 5, &committed), 0);
+	assert_int_equal(decide(db, jobs, 5, &test_params, &committed), 0);
 	assert_all_new(jobs, 5);
 	assert_int_equal(triplet_count(db), 5 + EARLIER);
 	free(jobs);
@@ -735,8 +606,8 @@ static void
 test_put_failure_on_client_record_fails_batch(void **state)
 {
 	struct tmp *t = *state;
-	struct engine_params p = params;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	struct engine_params p = test_params;
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 	struct store_job *jobs[2];
 	struct store_job a, b;
 	struct record r;
@@ -744,13 +615,13 @@ test_put_failure_on_client_record_fails_batch(void **state)
 	uint64_t usec;
 
 	p.awl_passes = 5;
-	make_job(&a, 1, T0);
+	make_numbered_job(&a, 1, T0);
 	jobs[0] = &a;
 	assert_int_equal(db_decide_batch(db, jobs, 1, &p, &committed, &usec),
 			 0);
 	/* The retry passes: put triplet (1st), then put client (2nd). */
-	make_job(&a, 1, T0 + 300);
-	make_job(&b, 2, T0 + 300);
+	make_numbered_job(&a, 1, T0 + 300);
+	make_numbered_job(&b, 2, T0 + 300);
 	jobs[0] = &a;
 	jobs[1] = &b;
 	fault_arm(&put_fault, 1, EIO, false);
@@ -800,12 +671,12 @@ test_unknown_record_version_deleted_logged_and_new(void **state)
 	struct record r;
 	bool committed = false;
 	char *log;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 
 	db_close(db);
-	make_job(&jobs[0], 1, T0);
-	make_job(&jobs[1], 2, T0);
-	make_job(&jobs[2], 3, T0);
+	make_numbered_job(&jobs[0], 1, T0);
+	make_numbered_job(&jobs[1], 2, T0);
+	make_numbered_job(&jobs[2], 3, T0);
 	/* Version 2 (from a future greyhold), version 0, and a v1 record
 	 * with the wrong size: a valid encoding with its version byte
 	 * changed, so only the version makes it unreadable. */
@@ -822,10 +693,10 @@ test_unknown_record_version_deleted_logged_and_new(void **state)
 	raw_put(t->dir, "triplets", jobs[2].key.key, jobs[2].key.key_len,
 		longer, sizeof(longer));
 
-	db = open_db(t->dir, 64 * MIB);
+	db = open_db(t->dir, 64 * MIB, false);
 	assert_int_equal(get_triplet(db, &jobs[0], &r), -EBADMSG);
 	capture_start(t);
-	assert_int_equal(decide(db, jobs, 3, &committed), 0);
+	assert_int_equal(decide(db, jobs, 3, &test_params, &committed), 0);
 	log = capture_end(t);
 	assert_true(committed);
 	/* Treated as absent: new, with the full delay, not early-retry. */
@@ -843,9 +714,9 @@ test_unknown_record_version_deleted_logged_and_new(void **state)
 	db_close(db);
 
 	/* Rewritten as version 1: the next decision finds it. */
-	db = open_db(t->dir, 64 * MIB);
-	make_job(&jobs[0], 1, T0 + 10);
-	assert_int_equal(decide(db, jobs, 1, &committed), 0);
+	db = open_db(t->dir, 64 * MIB, false);
+	make_numbered_job(&jobs[0], 1, T0 + 10);
+	assert_int_equal(decide(db, jobs, 1, &test_params, &committed), 0);
 	assert_int_equal(jobs[0].verdict.reason, ENGINE_EARLY);
 	db_close(db);
 }
@@ -860,22 +731,22 @@ test_unknown_version_in_failed_batch_is_kept_then_deleted(void **state)
 	struct record good = {T0, T0, 0};
 	struct record r;
 	bool committed;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 
 	db_close(db);
-	make_job(&job, 1, T0);
+	make_numbered_job(&job, 1, T0);
 	record_encode(future, &good);
 	future[0] = 0x7f;
 	raw_put(t->dir, "triplets", job.key.key, job.key.key_len, future,
 		sizeof(future));
-	db = open_db(t->dir, 64 * MIB);
+	db = open_db(t->dir, 64 * MIB, false);
 	fault_arm(&commit_fault, 0, EIO, false);
-	assert_int_equal(decide(db, &job, 1, &committed), -EIO);
+	assert_int_equal(decide(db, &job, 1, &test_params, &committed), -EIO);
 	assert_int_equal(job.err, -EIO);
 	assert_int_equal(db_get_triplet(db, job.key.key, job.key.key_len, &r),
 			 -EBADMSG);
-	make_job(&job, 1, T0);
-	assert_int_equal(decide(db, &job, 1, &committed), 0);
+	make_numbered_job(&job, 1, T0);
+	assert_int_equal(decide(db, &job, 1, &test_params, &committed), 0);
 	assert_int_equal(job.verdict.reason, ENGINE_NEW);
 	assert_int_equal(db_get_triplet(db, job.key.key, job.key.key_len, &r),
 			 0);
@@ -890,7 +761,7 @@ test_write_txn_grows_on_map_full_and_fails_at_cap(void **state)
 	struct tmp *t = *state;
 	struct db_wl_entry e;
 	uint64_t gen = 0;
-	db_t *db = open_db(t->dir, 2 * DB_INITIAL_MAP);
+	db_t *db = open_db(t->dir, 2 * DB_INITIAL_MAP, false);
 
 	memset(&e, 0, sizeof(e));
 	e.kind = WHITELIST_CLIENTS;
@@ -939,41 +810,6 @@ test_write_txn_grows_on_map_full_and_fails_at_cap(void **state)
 
 /* ---- the asynchronous store ---------------------------------------------- */
 
-struct waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned wakeups;
-};
-
-static void
-wake(void *arg)
-{
-	struct waiter *w = arg;
-
-	pthread_mutex_lock(&w->lock);
-	w->wakeups++;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-/* Wait for a wakeup after the seen-th one; false after 10 s without. */
-static bool
-wait_wakeup(struct waiter *w, unsigned *seen)
-{
-	struct timespec until;
-	bool ok = true;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;
-	pthread_mutex_lock(&w->lock);
-	while (w->wakeups == *seen && ok)
-		ok = pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0 ||
-		     w->wakeups != *seen;
-	*seen = w->wakeups;
-	pthread_mutex_unlock(&w->lock);
-	return ok;
-}
-
 static void
 count_done(struct store_job *job, void *arg)
 {
@@ -1011,17 +847,9 @@ test_async_store_serves_after_commit_failures(void **state)
 	struct tmp *t = *state;
 	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 			   0};
-	struct store_options o = {
-		.dbdir = t->dir,
-		.max_size = 64 * MIB,
-		.params = params,
-		.wakeup = wake,
-		.wakeup_arg = &w,
-	};
 	int64_t now = (int64_t)time(NULL);
 	struct store_job *jobs;
 	struct store_stats st;
-	char err[ERRSZ] = "";
 	unsigned seen = 0;
 	time_t started;
 	unsigned lines;
@@ -1031,7 +859,7 @@ test_async_store_serves_after_commit_failures(void **state)
 	size_t i;
 	int b;
 
-	assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+	s = open_store(t->dir, 64 * MIB, false, &w);
 	capture_start(t);
 	started = time(NULL);
 	/* FAILED_BATCHES commits in a row fail. */
@@ -1055,7 +883,7 @@ test_async_store_serves_after_commit_failures(void **state)
 	{
 		struct store_job probe;
 
-		make_job(&probe, 0, now + 10);
+		make_numbered_job(&probe, 0, now + 10);
 		assert_false(store_try_decide(s, &probe));
 		store_flush(s);
 	}
@@ -1082,14 +910,14 @@ test_async_store_serves_after_commit_failures(void **state)
 
 	/* What the store answered after the failures is on disk. */
 	{
-		db_t *db = open_db(t->dir, 64 * MIB);
+		db_t *db = open_db(t->dir, 64 * MIB, false);
 
 		assert_stored(db, jobs, 10, now);
 		for (i = 10; i < FAILED_BATCHES * 10; i += 10) {
 			struct store_job probe;
 			struct record r;
 
-			make_job(&probe, (unsigned)i, now);
+			make_numbered_job(&probe, (unsigned)i, now);
 			assert_int_equal(db_get_triplet(db, probe.key.key,
 							probe.key.key_len, &r),
 					 -ENOENT);
@@ -1106,21 +934,13 @@ test_async_store_map_full_at_cap_keeps_serving(void **state)
 	struct tmp *t = *state;
 	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 			   0};
-	struct store_options o = {
-		.dbdir = t->dir,
-		.max_size = DB_INITIAL_MAP,
-		.params = params,
-		.wakeup = wake,
-		.wakeup_arg = &w,
-	};
 	int64_t now = (int64_t)time(NULL);
 	struct store_job *jobs;
 	struct store_stats st;
-	char err[ERRSZ] = "";
 	unsigned seen = 0;
 	store_t *s = NULL;
 
-	assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+	s = open_store(t->dir, DB_INITIAL_MAP, false, &w);
 	fault_arm(&put_fault, 0, MDB_MAP_FULL, true);
 	jobs = make_jobs(0, 20, now);
 	run_async(s, &w, &seen, jobs, 20);
@@ -1150,32 +970,24 @@ test_async_map_growth_waits_for_open_snapshot(void **state)
 	struct tmp *t = *state;
 	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 			   0};
-	struct store_options o = {
-		.dbdir = t->dir,
-		.max_size = 64 * MIB,
-		.params = params,
-		.wakeup = wake,
-		.wakeup_arg = &w,
-	};
 	struct timespec hold = {0, 300000000};
 	int64_t now = (int64_t)time(NULL);
 	struct store_job *jobs;
 	struct store_job probe;
 	struct store_stats st;
-	char err[ERRSZ] = "";
 	unsigned seen = 0;
 	size_t got = 0;
 	store_t *s = NULL;
 	size_t i;
 
-	assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+	s = open_store(t->dir, 64 * MIB, false, &w);
 	jobs = make_jobs(0, 10, now);
 	run_async(s, &w, &seen, jobs, 10);
 	assert_all_new(jobs, 10);
 	free(jobs);
 
 	/* Open a snapshot: job 0's early retry is decided from it. */
-	make_job(&probe, 0, now + 5);
+	make_numbered_job(&probe, 0, now + 5);
 	assert_true(store_try_decide(s, &probe));
 	assert_int_equal(probe.verdict.reason, ENGINE_EARLY);
 	/* Hand over a batch that needs a bigger map (store_flush() closes
@@ -1202,7 +1014,7 @@ test_async_map_growth_waits_for_open_snapshot(void **state)
 	assert_int_equal(st.map_size, 2 * DB_INITIAL_MAP);
 	assert_int_equal(st.errors, 0);
 	/* The snapshot sees the grown map and the new triplets. */
-	make_job(&probe, 100, now + 5);
+	make_numbered_job(&probe, 100, now + 5);
 	assert_true(store_try_decide(s, &probe));
 	assert_int_equal(probe.verdict.reason, ENGINE_EARLY);
 	store_flush(s);
@@ -1217,25 +1029,17 @@ test_async_unknown_version_not_peeked_then_deleted(void **state)
 	struct tmp *t = *state;
 	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 			   0};
-	struct store_options o = {
-		.dbdir = t->dir,
-		.max_size = 64 * MIB,
-		.params = params,
-		.wakeup = wake,
-		.wakeup_arg = &w,
-	};
 	int64_t now = (int64_t)time(NULL);
 	struct record old = {now - 10, now - 10, 0};
 	uint8_t future[RECORD_SIZE];
 	struct store_job job;
-	char err[ERRSZ] = "";
 	unsigned seen = 0;
 	store_t *s = NULL;
 	char *log;
-	db_t *db = open_db(t->dir, 64 * MIB);
+	db_t *db = open_db(t->dir, 64 * MIB, false);
 
 	db_close(db);
-	make_job(&job, 7, now);
+	make_numbered_job(&job, 7, now);
 	/* A pending triplet 10 s old, as a future version would write it:
 	 * read as version 1, it would be an early retry. */
 	record_encode(future, &old);
@@ -1243,7 +1047,7 @@ test_async_unknown_version_not_peeked_then_deleted(void **state)
 	raw_put(t->dir, "triplets", job.key.key, job.key.key_len, future,
 		sizeof(future));
 
-	assert_int_equal(store_open(&s, &o, err, sizeof(err)), 0);
+	s = open_store(t->dir, 64 * MIB, false, &w);
 	assert_false(store_try_decide(s, &job));
 	store_flush(s);
 	capture_start(t);
@@ -1254,14 +1058,14 @@ test_async_unknown_version_not_peeked_then_deleted(void **state)
 		fail_msg("not logged: \"%s\"", log);
 	free(log);
 	/* Rewritten: now the read path decides the retry. */
-	make_job(&job, 7, now + 5);
+	make_numbered_job(&job, 7, now + 5);
 	assert_true(store_try_decide(s, &job));
 	assert_int_equal(job.verdict.reason, ENGINE_EARLY);
 	store_flush(s);
 	store_close(s);
 }
 
-#define TEST(fn) cmocka_unit_test_setup_teardown(fn, make_tmp, remove_tmp)
+#define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
 main(void)

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -544,6 +545,153 @@ test_overlapping_ranges_ipv6(void **state)
 	expect_ip(wl, "2001:db8:9::3", true);
 	expect_ip(wl, "2001:db8:9::4", false);
 	whitelist_free(wl);
+}
+
+/* ---- two threads building lists at once ----------------------------------------- */
+
+/*
+ * The daemon builds whitelists on two threads: the store thread rebuilds
+ * the live whitelist while the loop thread reloads the files on SIGHUP.
+ * Each thread here builds, finishes and checks its own lists over and
+ * over; any state shared between the two builds (such as the width of
+ * the address being sorted) shows up as a lost range and a wrong answer.
+ * The IPv6 blocks all share their first four bytes, so sorting them as if
+ * they were IPv4 addresses leaves them in no order at all.
+ */
+#define RACE_ROUNDS 3000
+#define RACE_SECONDS 8
+#define RACE_BLOCKS 48	/* blocks listed; as many unlisted between them */
+
+struct race_worker {
+	bool ipv6;
+	uint64_t seed;
+	double deadline_ns;
+	unsigned rounds;	/* lists built */
+	unsigned bad_rounds;	/* lists with at least one wrong answer */
+	char first_error[128];
+};
+
+static uint32_t
+race_rng(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return (uint32_t)((*s * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* Block k: listed when k is even. */
+static void
+race_block(char *out, size_t outsz, bool ipv6, unsigned k)
+{
+	if (ipv6)
+		snprintf(out, outsz, "2001:db8:0:%x::/64", k);
+	else
+		snprintf(out, outsz, "10.%u.0.0/16", k);
+}
+
+static void
+race_probe(char *out, size_t outsz, bool ipv6, unsigned k, bool last)
+{
+	if (ipv6)
+		snprintf(out, outsz, "2001:db8:0:%x:%s", k,
+			 last ? "ffff:ffff:ffff:ffff" : ":1");
+	else
+		snprintf(out, outsz, "10.%u.%s", k, last ? "255.255" : "0.1");
+}
+
+/* One list in a random order; false (with a note) on a wrong answer. */
+static bool
+race_one_list(struct race_worker *w, char *note, size_t notesz)
+{
+	unsigned order[RACE_BLOCKS];
+	char text[64], err[256];
+	whitelist_t *wl = NULL;
+	bool ok = true;
+
+	for (unsigned i = 0; i < RACE_BLOCKS; i++)
+		order[i] = 2 * i;
+	for (unsigned i = RACE_BLOCKS - 1; i > 0; i--) {
+		unsigned j = race_rng(&w->seed) % (i + 1), t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	if (whitelist_create(&wl) != 0) {
+		snprintf(note, notesz, "create failed");
+		return false;
+	}
+	for (unsigned i = 0; i < RACE_BLOCKS; i++) {
+		race_block(text, sizeof(text), w->ipv6, order[i]);
+		if (whitelist_add(wl, WHITELIST_CLIENTS, text, err,
+				  sizeof(err)) != 0) {
+			snprintf(note, notesz,
+				 "%s rejected", text);
+			ok = false;
+		}
+	}
+	whitelist_finish(wl);
+	for (unsigned k = 0; k < 2 * RACE_BLOCKS && ok; k++) {
+		for (int last = 0; last <= 1 && ok; last++) {
+			bool want = k % 2 == 0;
+
+			race_probe(text, sizeof(text), w->ipv6, k, last);
+			if (by_ip(wl, text) != want) {
+				snprintf(note, notesz,
+					 "%s: expected %s", text,
+					 want ? "a match" : "no match");
+				ok = false;
+			}
+		}
+	}
+	whitelist_free(wl);
+	return ok;
+}
+
+/* cmocka's asserts are not for other threads: results go in *w. */
+static void *
+race_worker_run(void *arg)
+{
+	struct race_worker *w = arg;
+	char note[sizeof(w->first_error)];
+
+	while (w->rounds < RACE_ROUNDS && now_ns() < w->deadline_ns) {
+		w->rounds++;
+		if (race_one_list(w, note, sizeof(note)))
+			continue;
+		if (w->bad_rounds++ == 0)
+			memcpy(w->first_error, note, sizeof(note));
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_builds(void **state)
+{
+	struct race_worker w[2] = {
+		{.ipv6 = false, .seed = 0x243f6a8885a308d3ull},
+		{.ipv6 = true, .seed = 0x13198a2e03707344ull},
+	};
+	pthread_t tid[2];
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		w[i].deadline_ns = now_ns() + RACE_SECONDS * 1e9;
+		assert_int_equal(pthread_create(&tid[i], NULL, race_worker_run,
+						&w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(tid[i], NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		printf("# %s: %u of %u lists wrong%s%s\n",
+		       w[i].ipv6 ? "IPv6" : "IPv4", w[i].bad_rounds,
+		       w[i].rounds, w[i].bad_rounds > 0 ? ", first: " : "",
+		       w[i].first_error);
+		/* Enough rounds ran for the two sorts to overlap. */
+		assert_true(w[i].rounds >= 100);
+	}
+	assert_int_equal(w[0].bad_rounds, 0);
+	assert_int_equal(w[1].bad_rounds, 0);
 }
 
 /* ---- client names ---------------------------------------------------------------- */
@@ -1460,6 +1608,7 @@ main(void)
 		cmocka_unit_test(test_ipv4_mapped_client),
 		cmocka_unit_test(test_overlapping_ranges),
 		cmocka_unit_test(test_overlapping_ranges_ipv6),
+		cmocka_unit_test(test_concurrent_builds),
 		cmocka_unit_test(test_hostname_suffix),
 		cmocka_unit_test(test_unknown_never_matches),
 		cmocka_unit_test(test_regex_perl_syntax),
