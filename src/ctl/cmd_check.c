@@ -5,7 +5,7 @@
  * The steps are the daemon's, in its order: an authenticated client; the
  * static then the live client whitelist; the static then the live
  * recipient whitelist; then the auto-whitelist and the triplet through the
- * one decision function, decide(), on copies of the records.  The reasons and the
+ * one decision function, decide_request(), on copies of the records.  The reasons and the
  * reply are the daemon's own (engine_reason_name(), answer.c).  A live
  * entry is matched by building a whitelist of that entry alone, so the
  * matching entry can be named.
@@ -181,7 +181,7 @@ hostname_for(const struct config *cfg, char *out, size_t outsz)
 }
 
 /*
- * The records and decide() (decide.h), as the daemon's store would run
+ * The records and decide_request() (decide.h), as the daemon's store would run
  * it, on copies: the result is shown, never stored.
  */
 static int
@@ -205,7 +205,7 @@ check_records(struct ctl *ctl, const struct policy_request *r,
 	in.id[0].awl = x->awl_on;
 	in.id[0].client = x->have_client ? &x->client : NULL;
 	in.id[0].triplet = x->have_triplet ? &x->triplet : NULL;
-	(void)decide(&in, ctl->now, &ctl->params, &out);
+	(void)decide_request(&in, ctl->now, &ctl->params, &out);
 	x->verdict = out.verdict;
 	x->pass = x->verdict.action == ENGINE_PASS;
 	x->reason = engine_reason_name(x->verdict.reason);

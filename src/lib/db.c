@@ -315,7 +315,11 @@ db_txn_begin(db_t *db, bool writable, MDB_txn **txn)
 	unsigned flags = writable ? 0 : MDB_RDONLY;
 	int rc = mdb_txn_begin(db->env, NULL, flags, txn);
 
-	if (rc == MDB_MAP_RESIZED) {
+	/*
+	 * A process that keeps growing the map (greyholdctl load) may grow it
+	 * again between our adopting and our next try: a few rounds, not one.
+	 */
+	for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 16; tries++) {
 		rc = db_adopt_map_size(db);
 		if (rc == 0)
 			rc = mdb_txn_begin(db->env, NULL, flags, txn);

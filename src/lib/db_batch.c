@@ -1,8 +1,8 @@
 /*
  * db_batch - decide a batch of jobs in one write transaction (store thread).
  *
- * For each job, in order: read its records, decide() (decide.h), write
- * what decide() says.  Jobs for one triplet in a batch see each other's
+ * For each job, in order: read its records, decide_request() (decide.h), write
+ * what decide_request() says.  Jobs for one triplet in a batch see each other's
  * writes.  On MDB_MAP_FULL the transaction is aborted, the map grown and
  * the whole batch replayed, so a verdict is only ever handed back for
  * what is committed.
@@ -73,7 +73,7 @@ decide_one(db_t *db, MDB_txn *txn, struct store_job *job,
 	}
 	if (rc != 0)
 		return rc;
-	if (decide(&in, job->now, &p, &out)) {
+	if (decide_request(&in, job->now, &p, &out)) {
 		*wrote = true;
 		for (size_t i = 0; i < in.n && rc == 0; i++)
 			rc = write_ident(db, txn, job_id_key(job, i), &out.id[i]);

@@ -14,7 +14,7 @@
 
 /*
  * Decide n jobs in one write transaction: for each, in order, read the
- * records, decide() (decide.h), write what it says.  On MDB_MAP_FULL the
+ * records, decide_request() (decide.h), write what it says.  On MDB_MAP_FULL the
  * transaction is aborted, the map grown (up to max_size) and the batch
  * replayed.  On success every job has a verdict and err 0; on failure
  * every job has err set and nothing was written.  *committed tells whether

@@ -95,7 +95,7 @@ db_peek(db_t *db, struct store_job *job, const struct engine_params *cfg)
 		in.id[i].client = have_client ? &crec[i] : NULL;
 		in.id[i].triplet = have_rec ? &rec[i] : NULL;
 	}
-	if (decide(&in, job->now, &p, &out))
+	if (decide_request(&in, job->now, &p, &out))
 		return false;	/* something to write: the store thread's job */
 	job->verdict = out.verdict;
 	job->matched = out.matched;

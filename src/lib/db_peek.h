@@ -4,7 +4,7 @@
  * Most requests (retries of passed triplets, early retries, listed
  * clients) need no write: the loop thread answers them from a read
  * snapshot without waiting for the store thread or a commit.  It answers
- * only when decide() (decide.h) says nothing is to be written, so the
+ * only when decide_request() (decide.h) says nothing is to be written, so the
  * answer is exactly the store thread's and as durable as what it read.
  *
  * Threads: one thread (the loop) peeks while another (the store thread)

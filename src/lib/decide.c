@@ -67,7 +67,7 @@ merge_deferrals(const struct decide_in *in, const struct engine_verdict *v,
 }
 
 bool
-decide(const struct decide_in *in, int64_t now, const struct engine_params *p,
+decide_request(const struct decide_in *in, int64_t now, const struct engine_params *p,
        struct decide_out *out)
 {
 	struct engine_verdict v[DECIDE_MAX_IDS];

@@ -4,7 +4,7 @@
  * Pure: (records read, now, params) in; (verdict, records to write) out.
  * Every path that answers a request calls it: the store thread inside its
  * write transaction (db_batch.c), the loop thread's read-only fast path
- * (db_peek.c, which answers only when decide() writes nothing), and
+ * (db_peek.c, which answers only when decide_request() writes nothing), and
  * greyholdctl check.  The Redis backend's Lua script mirrors it; one table
  * of scenarios (tests/decide_scenarios.txt) runs through all of them.
  *
@@ -69,7 +69,7 @@ struct decide_out {
  * false means the verdict stands on the records as read, so a read-only
  * path may answer it.
  */
-bool decide(const struct decide_in *in, int64_t now,
+bool decide_request(const struct decide_in *in, int64_t now,
 	    const struct engine_params *p, struct decide_out *out);
 
 #endif

@@ -6,7 +6,7 @@
 #include "decide.h"
 
 _Static_assert(1 + JOB_MAX_MORE == DECIDE_MAX_IDS,
-	       "a job carries exactly the identities decide() takes");
+	       "a job carries exactly the identities decide_request() takes");
 
 size_t
 job_ids(const struct store_job *job)

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "db_batch.h"
 #include "engine.h"
 #include "store.h"
 #include "triplet.h"

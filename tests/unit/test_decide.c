@@ -1,7 +1,7 @@
 /*
  * test_decide - one decision, every path.
  *
- * Each row of tests/decide_scenarios.txt runs through the pure decide(),
+ * Each row of tests/decide_scenarios.txt runs through the pure decide_request(),
  * through the store thread's batch (db_decide_batch() on a real LMDB file,
  * records read back afterwards) and through the loop thread's read-only
  * peek (db_peek()), and all must give the row's verdict and writes.  The
@@ -174,7 +174,7 @@ test_pure(void **state)
 					    s->client.set ? &s->client.r : NULL,
 					    s->triplet.set ? &s->triplet.r : NULL}}};
 		struct decide_out out;
-		bool writes = decide(&in, NOW, &p, &out);
+		bool writes = decide_request(&in, NOW, &p, &out);
 
 		check_verdict(s, &out.verdict, "pure");
 		assert_int_equal(out.id[0].put_client, s->client_after.set);
@@ -339,7 +339,7 @@ test_ids_pass_on_any_identity(void **state)
 	struct decide_out out;
 
 	(void)state;
-	assert_true(decide(&in, NOW, &base_params, &out));
+	assert_true(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.action, ENGINE_PASS);
 	assert_int_equal(out.verdict.reason, ENGINE_PASSED);
 	assert_int_equal(out.verdict.delay, 600);
@@ -365,7 +365,7 @@ test_ids_first_attempt_recorded_under_each(void **state)
 	struct decide_out out;
 
 	(void)state;
-	assert_true(decide(&in, NOW, &base_params, &out));
+	assert_true(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.action, ENGINE_DEFER);
 	assert_int_equal(out.verdict.reason, ENGINE_NEW);
 	assert_int_equal(out.verdict.seconds_left, 300);
@@ -387,7 +387,7 @@ test_ids_defer_reports_soonest(void **state)
 	struct decide_out out;
 
 	(void)state;
-	assert_true(decide(&in, NOW, &base_params, &out));
+	assert_true(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.action, ENGINE_DEFER);
 	assert_int_equal(out.verdict.reason, ENGINE_EARLY);
 	assert_int_equal(out.verdict.seconds_left, 50);
@@ -405,13 +405,13 @@ test_ids_awl_on_second_identity(void **state)
 	struct decide_out out;
 
 	(void)state;
-	assert_false(decide(&in, NOW, &base_params, &out));
+	assert_false(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.action, ENGINE_PASS);
 	assert_int_equal(out.verdict.reason, ENGINE_AWL);
 	assert_int_equal(out.matched, 1);
 	/* ...but not an identity that may not auto-whitelist. */
 	in.id[1].awl = false;
-	assert_true(decide(&in, NOW, &base_params, &out));
+	assert_true(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.action, ENGINE_DEFER);
 }
 
@@ -424,10 +424,10 @@ test_ids_all_restart(void **state)
 	struct decide_out out;
 
 	(void)state;
-	assert_true(decide(&in, NOW, &base_params, &out));
+	assert_true(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.reason, ENGINE_RESTART);
 	in.id[1].triplet = NULL;
-	assert_true(decide(&in, NOW, &base_params, &out));
+	assert_true(decide_request(&in, NOW, &base_params, &out));
 	assert_int_equal(out.verdict.reason, ENGINE_NEW);
 }
 
