@@ -71,8 +71,8 @@ open_dbis(db_t *db, bool readonly, char *err, size_t errsz)
 {
 	unsigned flags = readonly ? 0 : MDB_CREATE;
 	MDB_txn *txn;
-	static char schema_key[] = "schema";
-	MDB_val k = {6, schema_key};
+	static const char schema_key[] = "schema";
+	MDB_val k = {6, (void *)schema_key};	/* LMDB only reads keys */
 	MDB_val v;
 	uint8_t version[4] = {DB_SCHEMA_VERSION, 0, 0, 0};
 	int rc;

@@ -18,7 +18,7 @@
 #include "log.h"
 
 #define WL_VALUE_HEAD 20	/* version, 3 reserved, added, expires */
-static char wl_generation_key[] = "wl_generation";
+static const char wl_generation_key[] = "wl_generation";
 
 static size_t
 wl_key(char *out, enum whitelist_kind kind, const char *entry)
@@ -34,7 +34,7 @@ wl_key(char *out, enum whitelist_kind kind, const char *entry)
 static int
 bump_generation(db_t *db, MDB_txn *txn)
 {
-	MDB_val k = {sizeof(wl_generation_key) - 1, wl_generation_key};
+	MDB_val k = {sizeof(wl_generation_key) - 1, (void *)wl_generation_key};
 	MDB_val v;
 	uint8_t buf[8];
 	uint64_t gen = 0;
@@ -114,7 +114,7 @@ int
 db_wl_generation(db_t *db, uint64_t *out)
 {
 	MDB_txn *txn;
-	MDB_val k = {sizeof(wl_generation_key) - 1, wl_generation_key};
+	MDB_val k = {sizeof(wl_generation_key) - 1, (void *)wl_generation_key};
 	MDB_val v;
 	int rc = db_txn_begin(db, false, &txn);
 
