@@ -6,8 +6,8 @@
  * so a command line never hangs on a dead Redis.  Changes to the live
  * whitelist are small Lua scripts: the entry and the generation change in
  * one atomic step, so a daemon that sees the new generation also sees the
- * new entry.  The address syntax and the key layout are the daemon's
- * (backend_redis.c): keep the two in step.
+ * new entry.  Addresses are parsed by redis_endpoint, key names and
+ * entries encoded and decoded by redis_codec, as in the daemon.
  */
 #include "redis_admin.h"
 
@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "log.h"
+#include "redis_codec.h"
 #include "redis_endpoint.h"
 
 
@@ -61,21 +62,6 @@ context_errno(const redisContext *c, int saved_errno)
 	}
 }
 
-/* An errno for an error reply. */
-static int
-reply_errno(const char *msg)
-{
-	if (strncmp(msg, "NOAUTH", 6) == 0 ||
-	    strncmp(msg, "WRONGPASS", 9) == 0 ||
-	    strncmp(msg, "NOPERM", 6) == 0)
-		return -EACCES;
-	if (strncmp(msg, "READONLY", 8) == 0)
-		return -EROFS;
-	if (strncmp(msg, "LOADING", 7) == 0)
-		return -EAGAIN;
-	return -EPROTO;
-}
-
 /*
  * Run one command; on success *out is the reply (caller frees it with
  * freeReplyObject).  An error reply is an error here, with its text in
@@ -97,7 +83,7 @@ command(redis_admin_t *ra, int argc, const char **argv, const size_t *lens,
 		return context_errno(ra->c, saved_errno);
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		int err = reply_errno(r->str);
+		int err = redis_codec_error_errno(r->str);
 
 		snprintf(ra->error, sizeof(ra->error), "%s", r->str);
 		freeReplyObject(r);
@@ -125,7 +111,8 @@ command_ok(redis_admin_t *ra, int argc, const char **argv)
 static void
 key_name(const redis_admin_t *ra, char *out, size_t outsz, const char *name)
 {
-	snprintf(out, outsz, "%s%s", ra->prefix, name);
+	/* Fits: the prefix is at most REDIS_PREFIX_MAX (config.c). */
+	(void)redis_codec_name(out, outsz, ra->prefix, name);
 }
 
 /* ---- connecting --------------------------------------------------------- */
@@ -223,17 +210,6 @@ redis_admin_error(const redis_admin_t *ra)
 
 /* ---- live whitelist ----------------------------------------------------- */
 
-static size_t
-wl_field(char *out, enum whitelist_kind kind, const char *entry)
-{
-	size_t n = strlen(entry);
-
-	out[0] = kind == WHITELIST_CLIENTS ? 'c' : 'r';
-	out[1] = ':';
-	memcpy(out + 2, entry, n);
-	return n + 2;
-}
-
 /* EVAL a script over (whitelist, wl_generation) with one or two ARGV. */
 static int
 wl_script(redis_admin_t *ra, const char *script, const char *field,
@@ -257,22 +233,16 @@ wl_script(redis_admin_t *ra, const char *script, const char *field,
 int
 redis_admin_wl_put(redis_admin_t *ra, const struct db_wl_entry *e)
 {
-	char field[WHITELIST_MAX_ENTRY + 2];
-	char value[64 + DB_WL_COMMENT_MAX];
-	int vlen;
+	char field[REDIS_CODEC_WL_FIELD_MAX];
+	char value[REDIS_CODEC_WL_VALUE_MAX];
+	int flen = redis_codec_wl_field(field, e->kind, e->entry);
 	redisReply *r;
 	int rc;
 
-	if (strlen(e->entry) >= WHITELIST_MAX_ENTRY)
-		return -E2BIG;
-	vlen = snprintf(value, sizeof(value), "%lld,%lld,%.*s",
-			(long long)e->added, (long long)e->expires,
-			DB_WL_COMMENT_MAX, e->comment);
-	if (vlen < 0 || (size_t)vlen >= sizeof(value))
-		return -E2BIG;
-	rc = wl_script(ra, PUT_SCRIPT, field,
-		       wl_field(field, e->kind, e->entry), value, (size_t)vlen,
-		       &r);
+	if (flen < 0)
+		return flen;
+	rc = wl_script(ra, PUT_SCRIPT, field, (size_t)flen, value,
+		       redis_codec_wl_value(value, e), &r);
 	freeReplyObject(r);
 	return rc;
 }
@@ -281,14 +251,14 @@ int
 redis_admin_wl_del(redis_admin_t *ra, enum whitelist_kind kind,
 		   const char *entry)
 {
-	char field[WHITELIST_MAX_ENTRY + 2];
+	char field[REDIS_CODEC_WL_FIELD_MAX];
+	int flen = redis_codec_wl_field(field, kind, entry);
 	redisReply *r;
 	int rc;
 
-	if (strlen(entry) >= WHITELIST_MAX_ENTRY)
+	if (flen < 0)
 		return -ENOENT;
-	rc = wl_script(ra, DEL_SCRIPT, field, wl_field(field, kind, entry),
-		       NULL, 0, &r);
+	rc = wl_script(ra, DEL_SCRIPT, field, (size_t)flen, NULL, 0, &r);
 	if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
 		rc = -EPROTO;
 	else if (rc == 0 && r->integer == 0)
@@ -319,43 +289,14 @@ redis_admin_wl_generation(redis_admin_t *ra, uint64_t *out)
 	return rc;
 }
 
-/* Parse "ADDED,EXPIRES,COMMENT" of len bytes. */
-static bool
-parse_wl_value(const char *s, size_t len, struct db_wl_entry *e)
-{
-	const char *c1, *c2, *end = s + len;
-	long long added, expires;
-	size_t clen;
-
-	c1 = memchr(s, ',', len);
-	c2 = c1 != NULL ? memchr(c1 + 1, ',', (size_t)(end - c1 - 1)) : NULL;
-	if (c2 == NULL || sscanf(s, "%lld,%lld", &added, &expires) != 2)
-		return false;
-	clen = (size_t)(end - c2 - 1);
-	if (clen > DB_WL_COMMENT_MAX || memchr(c2 + 1, '\0', clen) != NULL)
-		return false;
-	e->added = added;
-	e->expires = expires;
-	memcpy(e->comment, c2 + 1, clen);
-	e->comment[clen] = '\0';
-	return true;
-}
-
 static bool
 decode_wl(const redisReply *field, const redisReply *value,
 	  struct db_wl_entry *e)
 {
-	const char *f = field->str;
-
-	if (field->type != REDIS_REPLY_STRING ||
-	    value->type != REDIS_REPLY_STRING || field->len < 3 ||
-	    field->len - 2 >= sizeof(e->entry) || f[1] != ':' ||
-	    (f[0] != 'c' && f[0] != 'r') || memchr(f, '\0', field->len) != NULL)
-		return false;
-	e->kind = f[0] == 'c' ? WHITELIST_CLIENTS : WHITELIST_RECIPIENTS;
-	memcpy(e->entry, f + 2, field->len - 2);
-	e->entry[field->len - 2] = '\0';
-	return parse_wl_value(value->str, value->len, e);
+	return field->type == REDIS_REPLY_STRING &&
+	       value->type == REDIS_REPLY_STRING &&
+	       redis_codec_wl_decode(field->str, field->len, value->str,
+				     value->len, e) == 0;
 }
 
 struct wl_pair {

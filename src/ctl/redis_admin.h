@@ -8,8 +8,7 @@
  * redis_prefix (default "greyhold:"):
  *
  *   whitelist      hash: "c:ENTRY" (client) or "r:ENTRY" (recipient) ->
- *                  "ADDED,EXPIRES,COMMENT" (unix seconds, EXPIRES 0 =
- *                  never; the comment runs to the end and may hold commas)
+ *                  "ADDED,EXPIRES,COMMENT" (redis_codec.h)
  *   wl_generation  integer, incremented with every change, in the same
  *                  atomic step (a server-side script)
  *

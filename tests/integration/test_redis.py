@@ -325,6 +325,32 @@ class SharedState(RedisTestCase):
                         lambda r: r.startswith("action=DEFER_IF_PERMIT"),
                         timeout=5)
 
+    def test_request_right_after_start_waits_for_the_name(self):
+        """Requests that arrive while the host name of the store is being
+        looked up wait for the connection (not the failure action)."""
+        redis = self.redis()
+        for run in range(10):
+            d = self.daemon(["--delay", "60", "-o",
+                             "store=redis://localhost:%d" % redis.port],
+                            start=False, port=free_port())
+            d.port = d.fixed_port
+            d._spawn()
+            deadline = time.monotonic() + harness.READY_TIMEOUT
+            while True:
+                try:
+                    c = self.connect(d)
+                    break
+                except OSError:
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.001)
+            rcpt = "first%d@example.com" % run
+            c.send_request(req(recipient=rcpt))
+            reply = c.read_reply()
+            self.assertTrue(reply.startswith("action=DEFER_IF_PERMIT"),
+                            "run %d: %r" % (run, reply))
+            d.wait_log(r"^greyhold: action=greylist, reason=new, .*%s" % rcpt)
+            d.stop()
+
     def test_unix_socket_and_database(self):
         path = os.path.join(self.tmpdir(), "redis.sock")
         redis = self.redis(["--unixsocket", path, "--unixsocketperm", "700"])
@@ -388,6 +414,234 @@ class SharedState(RedisTestCase):
         self.wait_reply(d, req(),
                         lambda r: r.startswith("action=DEFER_IF_PERMIT"),
                         timeout=8)
+
+
+class Resp:
+    """A minimal RESP client on one socket, for what redis-cli cannot do
+    well (binary-safe arguments, typed replies, several calls in one
+    second)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 5)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("unexpected reply %r" % line)
+
+
+SCENARIOS = "decide_scenarios.txt"
+SCRIPT = os.path.join("src", "daemon", "greylist.lua")
+# tests/decide_scenarios.txt: parameters for every row.
+TABLE_DELAY, TABLE_WINDOW, TABLE_MAX_AGE = 300, 172800, 3024000
+ENGINE_REFRESH = 3600
+GRACE = 3600
+
+
+def srcdir():
+    return os.environ.get("GREYHOLD_SRCDIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def scenario_rows():
+    path = os.path.join(srcdir(), "tests", SCENARIOS)
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            f_ = line.split()
+            if len(f_) != 10:
+                raise AssertionError("bad scenario line %r" % line)
+            rows.append(dict(name=f_[0], awl=int(f_[1]), client=f_[2],
+                             triplet=f_[3], action=f_[4], reason=f_[5],
+                             left=int(f_[6]), delay=int(f_[7]),
+                             client_after=f_[8], triplet_after=f_[9]))
+    return rows
+
+
+def record_at(text, now):
+    """"first,last,passes" relative to now -> the script's value."""
+    first, last, passes = (int(x) for x in text.split(","))
+    return b"1 %d %d %d" % (now + first, now + last, passes)
+
+
+class ScriptAgreesWithTable(RedisTestCase):
+    """Every row of tests/decide_scenarios.txt through the Lua script that
+    greyhold embeds, on a real redis-server: the same verdict, and the
+    same records written (or not), as decide() in the library."""
+
+    def test_every_scenario(self):
+        redis = self.redis()
+        with open(os.path.join(srcdir(), SCRIPT), "rb") as f:
+            script = f.read()
+        r = Resp(redis.port)
+        self.addCleanup(r.close)
+        sha = r.call("SCRIPT", "LOAD", script)
+        rows = scenario_rows()
+        self.assertGreaterEqual(len(rows), 20)
+        for row in rows:
+            with self.subTest(row=row["name"]):
+                self.run_row(r, sha, row)
+
+    def run_row(self, r, sha, row, attempts=5):
+        """The rows are relative to now, and now is the server's clock:
+        a row whose EVAL ran in another second than its preload is run
+        again."""
+        ckey, tkey = b"greyhold:c:{192.0.2.0/24}", \
+            b"greyhold:t:{192.0.2.0/24}\0a@example.org\0b@example.com"
+        for _ in range(attempts):
+            r.call("FLUSHALL")
+            now = int(r.call("TIME")[0])
+            for key, text in ((ckey, row["client"]), (tkey, row["triplet"])):
+                if text != "-":
+                    r.call("SET", key, record_at(text, now))
+            got = r.call("EVALSHA", sha, 2, ckey, tkey, TABLE_DELAY,
+                         TABLE_WINDOW, TABLE_MAX_AGE, row["awl"],
+                         ENGINE_REFRESH, GRACE,
+                         "1" if row["awl"] > 0 else "0")
+            if int(r.call("TIME")[0]) == now:
+                break
+        else:
+            self.fail("every attempt spilled into the next second")
+        action, reason, left, delay, wrote, corrupt, matched = got
+        self.assertEqual((["pass", "defer"][action], reason.decode(), left,
+                          delay),
+                         (row["action"], row["reason"], row["left"],
+                          row["delay"]), "verdict")
+        self.assertEqual((corrupt, matched), (0, 0))
+        for key, before, after in ((ckey, row["client"], row["client_after"]),
+                                   (tkey, row["triplet"],
+                                    row["triplet_after"])):
+            value, ttl = r.call("GET", key), r.call("TTL", key)
+            if after == "=":
+                # Not written: as preloaded, and still without a TTL.
+                if before == "-":
+                    self.assertIsNone(value, key)
+                else:
+                    self.assertEqual(value, record_at(before, now), key)
+                    self.assertEqual(ttl, -1, "%r was written" % key)
+            else:
+                self.assertEqual(value, record_at(after, now), key)
+                self.assertGreater(ttl, 0, key)
+        self.assertEqual(wrote, int(row["client_after"] != "=" or
+                                    row["triplet_after"] != "="))
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+SKEW = 600      # seconds the skewed MX's clock is ahead
+
+
+class ClockSkew(RedisTestCase):
+    """Two MX hosts whose clocks differ by minutes share one Redis: the
+    Redis server's clock decides, so a retry on the other MX is neither
+    early by the skew nor greylisted again."""
+
+    def skewed_daemon(self, redis, args):
+        if not os.path.exists(FAKETIME_LIB):
+            self.skipTest("libfaketime not installed (Debian: libfaketime)")
+        if harness.memory_checked():
+            self.skipTest("LD_PRELOAD does not mix with sanitizers/wrappers")
+        env = ["env", "LD_PRELOAD=" + FAKETIME_LIB, "FAKETIME=+%ds" % SKEW,
+               "FAKETIME_DONT_FAKE_MONOTONIC=1"]
+        # The preload works: the process sees the clock SKEW s ahead.
+        out = subprocess.run(env + ["date", "+%s"], capture_output=True,
+                             universal_newlines=True, timeout=10).stdout
+        self.assertAlmostEqual(int(out), time.time() + SKEW, delta=5)
+        d = self.daemon(list(args) + ["-o", "store=%s" % redis.url()],
+                        start=False)
+        plain_argv = d.argv
+        d.argv = lambda: env + plain_argv()
+        return d.start()
+
+    def test_retry_on_a_skewed_mx(self):
+        redis = self.redis()
+        args = ["--delay", "3", "--auto-whitelist-clients=0",
+                "-o", "x_greylist_header=yes"]
+        mx1 = self.redis_daemon(redis, args)
+        mx2 = self.skewed_daemon(redis, args)
+        early = req(recipient="early@example.com")
+        late = req(recipient="late@example.com")
+        for attempt in range(3):
+            t0 = align_to_second(0.1)
+            reply, line = self.ask(mx1, early)
+            self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                            "reason=new,"), line)
+            reply, line = self.ask(mx2, late)
+            self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                            "reason=new,"), line)
+            # Early on the other MX: deferred, with the seconds left on
+            # the one clock (not passed because mx2 runs 10 min ahead).
+            reply, line = self.ask(mx2, early)
+            if time.time() < t0 + 0.8:
+                break
+            redis.cli("FLUSHALL")       # spilled into the next second
+        else:
+            self.fail("every attempt spilled into the next second")
+        self.assertEqual(reply_action(reply), "DEFER_IF_PERMIT", line)
+        self.assertEqual(harness.seconds_left(reply), 3, reply)
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=early-retry (3s missing),"),
+                        line)
+        sleep_until(t0 + 3)
+        # First seen on the skewed MX, retried on the other after the
+        # delay: passes (not "seen in the future", greylisted again).
+        reply, line = self.ask(mx1, late)
+        self.assertTrue(reply.startswith("action=PREPEND X-Greylist: "
+                                         "delayed 3 seconds"), reply)
+        self.assertTrue(line.startswith("greyhold: action=pass, "
+                                        "reason=triplet found, delay=3,"),
+                        line)
+        reply, line = self.ask(mx2, early)
+        self.assertTrue(line.startswith("greyhold: action=pass, "
+                                        "reason=triplet found, delay=3,"),
+                        line)
+        # The skewed MX still dates its own header by its own clock.
+        m = re.search(r"; (.*)$", reply.split("\n")[0])
+        stamp = time.mktime(time.strptime(m.group(1),
+                                          "%a, %d %b %Y %H:%M:%S +0000"))
+        stamp -= time.timezone
+        self.assertAlmostEqual(stamp, time.time() + SKEW, delta=5)
 
 
 class Outages(RedisTestCase):
@@ -665,6 +919,25 @@ class Authentication(RedisTestCase):
 
         self.assertEqual(wrong.ask(req()), "action=DUNNO\n\n")
         wrong.wait_log(r"redis: no connection .*WRONGPASS")
+
+    def test_minimal_acl_user_from_the_manual(self):
+        """The ACL that greyhold(8) "Configuring Redis" documents is
+        enough: the script reads TIME, so it must be allowed."""
+        with open(os.path.join(srcdir(), "man", "greyhold.8")) as f:
+            text = f.read()
+        m = re.search(r"^user greyhold on (.*?)\n\.Ed", text, re.M | re.S)
+        self.assertIsNotNone(m, "no ACL example in greyhold.8")
+        rules = m.group(1).replace("\\e", "\\").split()
+        self.assertIn(">SECRET", rules)
+        redis = self.redis(["--user", "greyhold", "on"] + rules)
+        d = self.redis_daemon(redis, ["--delay", "60"], settings=[
+            "redis_user=greyhold", "redis_password=SECRET"])
+        reply, line = self.ask(d, req())
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=new,"), line)
+        reply, line = self.ask(d, req())
+        self.assertTrue(line.startswith("greyhold: action=greylist, "
+                                        "reason=early-retry"), line)
 
 
 if __name__ == "__main__":
