@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "decide.h"
 #include "redis_codec.h"
 #include "redis_script.h"
 
@@ -20,8 +21,9 @@
  * sweep is lazy too) rather than "new".
  */
 #define RECORD_GRACE ENGINE_REFRESH
-/* EVALSHA SHA 2 CKEY TKEY, six parameters, one awl flag. */
-#define JOB_ARGC 12
+/* EVALSHA SHA NKEYS, a key pair per identity, six parameters, an awl
+   flag per identity. */
+#define JOB_ARGC (3 + 3 * DECIDE_MAX_IDS + 6)
 
 /* ---- handing jobs back -------------------------------------------------- */
 
@@ -98,38 +100,48 @@ static int
 send_job(struct backend_redis *b, struct rconn *rc, struct store_job *job,
 	 bool by_sha, uint64_t since)
 {
-	const struct engine_params *p = &b->params;
-	char ckey[REDIS_CODEC_KEY_MAX], tkey[REDIS_CODEC_KEY_MAX];
-	char num[6][24];
+	struct engine_params p = job_params(job, &b->params);
+	size_t n = job_ids(job);
+	char keys[2 * DECIDE_MAX_IDS][REDIS_CODEC_KEY_MAX];
+	char num[7][24];
 	const char *argv[JOB_ARGC];
 	size_t lens[JOB_ARGC];
-	bool use_awl = p->awl_passes > 0 && job->key.client_is_net;
-	int i, err;
+	size_t argc = 0, i;
+	int err;
 
-	err = redis_codec_keys(b->prefix, &job->key, ckey, &lens[3], tkey,
-			       &lens[4]);
-	if (err < 0)
-		return err;
-	argv[0] = by_sha ? "EVALSHA" : "EVAL";
-	argv[1] = by_sha ? b->sha : redis_script_greylist;
-	lens[1] = by_sha ? 40 : redis_script_greylist_len;
-	argv[2] = "2";
-	argv[3] = ckey;
-	argv[4] = tkey;
-	snprintf(num[0], sizeof(num[0]), "%" PRId64, p->delay);
-	snprintf(num[1], sizeof(num[1]), "%" PRId64, p->retry_window);
-	snprintf(num[2], sizeof(num[2]), "%" PRId64, p->max_age);
-	snprintf(num[3], sizeof(num[3]), "%u", p->awl_passes);
+	argv[argc] = by_sha ? "EVALSHA" : "EVAL";
+	lens[argc] = strlen(argv[argc]);
+	argc++;
+	argv[argc] = by_sha ? b->sha : redis_script_greylist;
+	lens[argc++] = by_sha ? 40 : redis_script_greylist_len;
+	snprintf(num[6], sizeof(num[6]), "%zu", 2 * n);
+	argv[argc] = num[6];
+	lens[argc++] = strlen(num[6]);
+	for (i = 0; i < n; i++) {
+		err = redis_codec_keys(b->prefix, job_id_key(job, i), keys[2 * i],
+				       &lens[argc], keys[2 * i + 1],
+				       &lens[argc + 1]);
+		if (err < 0)
+			return err;
+		argv[argc] = keys[2 * i];
+		argv[argc + 1] = keys[2 * i + 1];
+		argc += 2;
+	}
+	snprintf(num[0], sizeof(num[0]), "%" PRId64, p.delay);
+	snprintf(num[1], sizeof(num[1]), "%" PRId64, p.retry_window);
+	snprintf(num[2], sizeof(num[2]), "%" PRId64, p.max_age);
+	snprintf(num[3], sizeof(num[3]), "%u", p.awl_passes);
 	snprintf(num[4], sizeof(num[4]), "%d", ENGINE_REFRESH);
 	snprintf(num[5], sizeof(num[5]), "%d", RECORD_GRACE);
-	for (i = 0; i < 6; i++)
-		argv[5 + i] = num[i];
-	argv[11] = use_awl ? "1" : "0";
-	for (i = 0; i < JOB_ARGC; i++) {
-		if (i != 1 && i != 3 && i != 4)
-			lens[i] = strlen(argv[i]);
+	for (i = 0; i < 6; i++) {
+		argv[argc] = num[i];
+		lens[argc++] = strlen(num[i]);
 	}
-	return redis_conn_send(rc, RQ_JOB, job, by_sha, since, JOB_ARGC, argv,
+	for (i = 0; i < n; i++) {
+		argv[argc] = job_id_awl(job, i, &p) ? "1" : "0";
+		lens[argc++] = 1;
+	}
+	return redis_conn_send(rc, RQ_JOB, job, by_sha, since, (int)argc, argv,
 			       lens);
 }
 
@@ -280,6 +292,7 @@ redis_jobs_on_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 		return;
 	}
 	job->verdict = v.verdict;
+	job->matched = v.matched;
 	b->stats.batches++;
 	if (v.wrote)
 		b->stats.commits++;

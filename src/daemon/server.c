@@ -477,6 +477,9 @@ handle_request(struct conn *c, const struct policy_request *r)
 		      r->recipient.len, &srv->topts);
 	if (srv->privacy_on)
 		privacy_apply(&srv->privacy, &s->job.key);
+	s->job.n_more = 0;
+	s->job.delay = 0;
+	s->job.matched = 0;
 	s->job.now = (int64_t)time(NULL);
 	if (srv->be->ops->try_decide != NULL &&
 	    srv->be->ops->try_decide(srv->be, &s->job)) {
