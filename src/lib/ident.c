@@ -232,6 +232,26 @@ runs_match(const struct runs *r, size_t at, const uint8_t *o, int first,
 	return true;
 }
 
+/* Runs [at, at + 4) hold the four octets in some other order (d.a.b.c). */
+static bool
+runs_permute(const struct runs *r, size_t at, const uint8_t *o)
+{
+	bool used[4] = {false, false, false, false};
+	size_t k, j;
+
+	for (k = 0; k < 4; k++) {
+		for (j = 0; j < 4; j++) {
+			if (!used[j] && r->len[at + k] <= 3 &&
+			    r->value[at + k] == o[j])
+				break;
+		}
+		if (j == 4)
+			return false;
+		used[j] = true;
+	}
+	return true;
+}
+
 /* A run that is the whole address written without separators. */
 static bool
 run_is_packed(const struct runs *r, size_t i, const uint8_t *o)
@@ -287,7 +307,8 @@ carries_v4(const char *s, size_t len, const uint8_t *o)
 	digit_runs(s, len, &r);
 	for (i = 0; i < r.n; i++) {
 		if (i + 4 <= r.n && (runs_match(&r, i, o, 0, 1, 4) ||
-				     runs_match(&r, i, o, 3, -1, 4)))
+				     runs_match(&r, i, o, 3, -1, 4) ||
+				     runs_permute(&r, i, o)))
 			return true;
 		/* The host's three low octets: the ISP's naming left off the first. */
 		if (i + 3 <= r.n && (runs_match(&r, i, o, 1, 1, 3) ||
@@ -361,14 +382,21 @@ static const char *const dynamic_words[] = {
 	"pool", "ppp", "pppoe", "residential", "sdsl", "vdsl", "xdsl",
 };
 
+/*
+ * A word, or a letter run starting with one of the longer words
+ * ("dynamicip", "cablemodem"): short words must stand alone, since "dsl"
+ * or "dyn" may begin an unrelated word.
+ */
 static bool
 is_dynamic_word(const char *w, size_t len)
 {
-	size_t k;
+	size_t k, n;
 
 	for (k = 0; k < sizeof(dynamic_words) / sizeof(dynamic_words[0]); k++) {
-		if (strlen(dynamic_words[k]) == len &&
-		    memcmp(dynamic_words[k], w, len) == 0)
+		n = strlen(dynamic_words[k]);
+		if (n > len || (n < len && n < 5))
+			continue;
+		if (memcmp(dynamic_words[k], w, n) == 0)
 			return true;
 	}
 	return false;

@@ -55,12 +55,13 @@ int ident_org_domain(const ident_t *id, const char *name, size_t len,
 /*
  * Whether a name looks like one an ISP or hoster gives to a customer's
  * address rather than one a mail operator chose: the name carries the
- * whole client address (decimal octets forward or reversed with any
- * separators, zero-padded or run together, the 32-bit number, hex; an
+ * whole client address (decimal octets forward, reversed or in another
+ * order, with any separators, zero-padded or run together, the 32-bit
+ * number, hex; an
  * IPv6 address in hex, as dashed text or nibble by nibble), or three
  * octets of it in order, or a word such as "dyn", "dsl", "cable", "pool",
  * "dhcp", "ppp", "client" or "customer" left of the organisational
- * domain.  Two octets ("a8-30.smtp-out.amazonses.com") are not enough: a
+ * domain (the longer words also starting a letter run: "dynamicip").  Two octets ("a8-30.smtp-out.amazonses.com") are not enough: a
  * provider numbers its pool that way.  addr is the client address text;
  * when it does not parse only the words count.  An invalid name is not
  * judged dynamic here (ident_name() rejects it anyway).

@@ -136,6 +136,14 @@ static const struct dyn_case dyn_cases[] = {
 	 "Telmex: under a public suffix of two labels"},
 	{"dhcp-10-20-30-40.example.edu", "10.20.30.40", true,
 	 "a campus DHCP range"},
+	{"177.Red-88-29-94.dynamicIP.rima-tde.net", "88.29.94.177", true,
+	 "Telefonica Spain: the octets rotated (d.a.b.c)"},
+	{"host123.dynamicip.isp.example", "198.51.100.9", true,
+	 "no address; a letter run starting with 'dynamic'"},
+	{"mx1.dslam-vendor.example", "198.51.100.10", false,
+	 "'dsl' starting a word in the organisational domain does not count"},
+	{"smtp.dynamo.example.com", "198.51.100.11", false,
+	 "'dyn' starting another word is not the word: short words stand alone"},
 };
 
 static ident_t *id;
