@@ -12,6 +12,7 @@
 #include "ident.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -434,6 +435,45 @@ test_open_file(void **state)
 	assert_non_null(ident_source(id));
 }
 
+/*
+ * One ident_t serves every thread at once (the daemon's loop and the
+ * store thread): four threads judge the whole table many times over and
+ * must all agree with it.
+ */
+static void *
+judge_table(void *arg)
+{
+	size_t round, i, wrong = 0;
+
+	for (round = 0; round < 200; round++) {
+		for (i = 0; i < sizeof(dyn_cases) / sizeof(dyn_cases[0]); i++) {
+			const struct dyn_case *c = &dyn_cases[i];
+			struct ident_name n;
+
+			ident_name(id, c->name, strlen(c->name), c->addr,
+				   strlen(c->addr), &n);
+			wrong += (n.why == IDENT_NAME_DYNAMIC) != c->dynamic;
+		}
+	}
+	*(size_t *)arg = wrong;
+	return NULL;
+}
+
+static void
+test_shared_between_threads(void **state)
+{
+	pthread_t th[4];
+	size_t wrong[4], i;
+
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, judge_table,
+						&wrong[i]), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(wrong[i], 0);
+	}
+}
+
 int
 main(void)
 {
@@ -445,6 +485,7 @@ main(void)
 		cmocka_unit_test(test_name_identity),
 		cmocka_unit_test(test_sender_org),
 		cmocka_unit_test(test_open_file),
+		cmocka_unit_test(test_shared_between_threads),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
