@@ -12,9 +12,10 @@
  * store up as a running server's would be.
  *
  * Usage: replay [--seed N] [--legit N] [--bots N] [--days N] [--delay S]
- *               [--horizon S] [--whitelist-clients FILE]
+ *               [--horizon S] [--snowshoe-targets N] [--whitelist-clients FILE]
  *               [--whitelist-recipients FILE] [--tmpdir DIR] [--trace N]
- *               [--names]
+ *               [--names] [--preview [--no-identity-awl]]
+ * --preview adds the stand-in for the smart rules (replay_preview.c).
  * With whitelist files a second run uses them ("+ lists").
  */
 #include "replay.h"
@@ -424,9 +425,10 @@ usage(void)
 {
 	fprintf(stderr,
 		"usage: replay [--seed N] [--legit N] [--bots N] [--days N]\n"
-		"              [--delay S] [--horizon S] [--whitelist-clients FILE]\n"
+		"              [--delay S] [--horizon S] [--snowshoe-targets N]\n"
+		"              [--whitelist-clients FILE]\n"
 		"              [--whitelist-recipients FILE] [--tmpdir DIR] [--trace N]\n"
-		"              [--names]\n");
+		"              [--names] [--preview [--no-identity-awl]]\n");
 }
 
 static int
@@ -448,6 +450,7 @@ struct opts {
 	struct replay_greyhold_opts gh;
 	long trace;
 	bool names;
+	bool preview;
 };
 
 static int
@@ -465,14 +468,21 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"tmpdir", required_argument, NULL, 't'},
 		{"trace", required_argument, NULL, 'T'},
 		{"names", no_argument, NULL, 'n'},
+		{"preview", no_argument, NULL, 'p'},
+		{"no-identity-awl", no_argument, NULL, 'A'},
+		{"snowshoe-targets", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	unsigned long long v;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (ch == 'n') {
-			o->names = true;
+		if (ch == 'A') {
+			o->gh.no_identity_awl = true;
+			continue;
+		}
+		if (ch == 'n' || ch == 'p') {
+			*(ch == 'n' ? &o->names : &o->preview) = true;
 			continue;
 		}
 		if (ch == 'c' || ch == 'r' || ch == 't') {
@@ -489,10 +499,12 @@ parse_args(int argc, char **argv, struct opts *o)
 		case 'd': o->model.days = v > 0 && v <= 30 ? (unsigned)v : 0; break;
 		case 'D': o->gh.delay = (int64_t)v; break;
 		case 'H': o->model.horizon = (int64_t)v; break;
+		case 'S': o->model.snow_targets = v > 0 && v <= 3000 ? (unsigned)v : 0; break;
 		default: o->trace = (long)v; break;
 		}
 	}
-	if (optind != argc || o->model.days == 0 || o->model.horizon < 60) {
+	if (optind != argc || o->model.days == 0 || o->model.horizon < 60 ||
+	    o->model.snow_targets == 0) {
 		usage();
 		return -1;
 	}
@@ -511,10 +523,13 @@ typedef int (*open_fn)(struct replay_decider *d, const char *label,
 static const struct setup {
 	const char *label;
 	bool with_lists;
+	bool preview;		/* only with --preview */
 	open_fn open;
 } setups[] = {
-	{"rules off", false, replay_greyhold_open},
-	{"rules off + lists", true, replay_greyhold_open},
+	{"rules off", false, false, replay_greyhold_open},
+	{"rules off + lists", true, false, replay_greyhold_open},
+	{"preview: identities", false, true, replay_preview_identities_open},
+	{"preview: + trusted", false, true, replay_preview_trusted_open},
 };
 
 int
@@ -522,7 +537,7 @@ main(int argc, char **argv)
 {
 	struct opts o = {
 		.model = {1, 5000, 15000, 1, 1767571200 /* Mon 2026-01-05 */,
-			  12 * HOUR},
+			  12 * HOUR, 300},
 	};
 	struct replay_greyhold_opts nolists;
 	struct runinfo runs[MAX_RUNS];
@@ -550,6 +565,8 @@ main(int argc, char **argv)
 	for (r = 0; r < sizeof(setups) / sizeof(setups[0]); r++) {
 		if (setups[r].with_lists && o.gh.whitelist_clients == NULL &&
 		    o.gh.whitelist_recipients == NULL)
+			continue;
+		if (setups[r].preview && !o.preview)
 			continue;
 		if (nruns < MAX_RUNS)
 			runs[nruns++].setup = &setups[r];

@@ -91,6 +91,11 @@ struct replay_model_opts {
 	unsigned days;		/* simulated days; the last one is measured */
 	int64_t start;		/* simulated time of day 0, 00:00 */
 	int64_t horizon;	/* seconds a sender keeps retrying */
+	/*
+	 * Users of ours a snowshoe campaign aims at: fewer means more of its
+	 * messages reach a recipient it already reached that day.
+	 */
+	unsigned snow_targets;
 };
 
 typedef struct replay_model replay_model_t;
@@ -132,6 +137,7 @@ struct replay_greyhold_opts {
 	const char *whitelist_clients;	/* NULL: none */
 	const char *whitelist_recipients;
 	const char *tmpdir;		/* parent of the temporary LMDB directory */
+	bool no_identity_awl;		/* preview: no auto-whitelist per identity */
 };
 
 /*
@@ -142,5 +148,30 @@ struct replay_greyhold_opts {
 int replay_greyhold_open(struct replay_decider *d, const char *label,
 			 const struct replay_greyhold_opts *o, char *err,
 			 size_t errsz);
+
+/*
+ * Parts of that decider other deciders build on (ctx is its ctx): whether
+ * a static whitelist lets the request through; decide n store jobs in one
+ * batch (0 or a negative errno); the triplet options of the defaults.
+ */
+struct store_job;
+struct triplet_opts;
+bool replay_greyhold_listed(void *ctx, const struct replay_request *rq);
+int replay_greyhold_batch(void *ctx, struct store_job **jobs, size_t n);
+const struct triplet_opts *replay_greyhold_topts(void *ctx);
+
+/*
+ * A stand-in for the smart greylisting rules (replay_preview.c): the
+ * network, name and SPF identities, and with _trusted the skip for a
+ * sender's own server.  For figures before the daemon has the rules;
+ * not the daemon's decision.
+ */
+int replay_preview_identities_open(struct replay_decider *d,
+				   const char *label,
+				   const struct replay_greyhold_opts *o,
+				   char *err, size_t errsz);
+int replay_preview_trusted_open(struct replay_decider *d, const char *label,
+				const struct replay_greyhold_opts *o,
+				char *err, size_t errsz);
 
 #endif

@@ -32,21 +32,45 @@ struct greyhold_decider {
 	char dir[512];
 };
 
+bool
+replay_greyhold_listed(void *ctx, const struct replay_request *rq)
+{
+	struct greyhold_decider *g = ctx;
+
+	return g->wl != NULL &&
+	       (whitelist_match_client(g->wl, rq->client_address,
+				       strlen(rq->client_address),
+				       rq->client_name, strlen(rq->client_name)) ||
+		whitelist_match_recipient(g->wl, rq->recipient,
+					  strlen(rq->recipient)));
+}
+
+int
+replay_greyhold_batch(void *ctx, struct store_job **jobs, size_t n)
+{
+	struct greyhold_decider *g = ctx;
+	bool committed;
+	uint64_t usec;
+
+	return db_decide_batch(g->db, jobs, n, &g->params, &committed, &usec);
+}
+
+const struct triplet_opts *
+replay_greyhold_topts(void *ctx)
+{
+	struct greyhold_decider *g = ctx;
+
+	return &g->topts;
+}
+
 static int
 gh_decide(void *ctx, const struct replay_request *rq, bool *pass)
 {
 	struct greyhold_decider *g = ctx;
 	struct store_job job, *jp = &job;
-	bool committed;
-	uint64_t usec;
 	int rc;
 
-	if (g->wl != NULL &&
-	    (whitelist_match_client(g->wl, rq->client_address,
-				    strlen(rq->client_address), rq->client_name,
-				    strlen(rq->client_name)) ||
-	     whitelist_match_recipient(g->wl, rq->recipient,
-				       strlen(rq->recipient)))) {
+	if (replay_greyhold_listed(g, rq)) {
 		*pass = true;
 		return 0;
 	}
@@ -55,7 +79,7 @@ gh_decide(void *ctx, const struct replay_request *rq, bool *pass)
 		      rq->sender, strlen(rq->sender), rq->recipient,
 		      strlen(rq->recipient), &g->topts);
 	job.now = rq->time;
-	rc = db_decide_batch(g->db, &jp, 1, &g->params, &committed, &usec);
+	rc = replay_greyhold_batch(g, &jp, 1);
 	if (rc != 0)
 		return rc;
 	*pass = job.verdict.action == ENGINE_PASS;

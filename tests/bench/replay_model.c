@@ -222,8 +222,9 @@ make_snowshoe(replay_model_t *m, struct rng *r)
 			m->snow_nets[i][j] = base + ((uint32_t)j << 8);
 	}
 	for (i = 0; i < SNOW_OPS * SNOW_DOMAINS; i++)
-		for (j = 0; j < SNOW_TARGETS; j++)
-			m->snow_targets[i][j] = (uint16_t)rng_below(r, OUR_USERS);
+		for (j = 0; j < m->o.snow_targets; j++)
+			m->snow_targets[i * m->o.snow_targets + j] =
+				(uint16_t)rng_below(r, OUR_USERS);
 }
 
 /* ---- schedules ---------------------------------------------------------- */
@@ -430,7 +431,8 @@ add_message(replay_model_t *m, struct rng *r, enum replay_class c,
 		msg->src = op;
 		/* sender domains and ranges are burnt daily */
 		msg->who = day * 1000 + campaign;
-		msg->rcpt = m->snow_targets[campaign][rng_below(r, SNOW_TARGETS)];
+		msg->rcpt = m->snow_targets[campaign * m->o.snow_targets +
+					    rng_below(r, m->o.snow_targets)];
 		msg->spf = REPLAY_SPF_PASS;
 		n = 1;
 		net = (net & 0xff00ffffu) |
@@ -514,8 +516,12 @@ replay_model_create(replay_model_t **out, const struct replay_model_opts *o)
 	if (m == NULL)
 		return -ENOMEM;
 	m->o = *o;
+	if (m->o.snow_targets == 0)
+		m->o.snow_targets = 1;
 	m->mtas = calloc(o->legit / 8 + 16, sizeof(*m->mtas));
-	if (m->mtas == NULL || alloc_accounts(m) != 0)
+	m->snow_targets = calloc((size_t)SNOW_OPS * SNOW_DOMAINS *
+				 m->o.snow_targets, sizeof(*m->snow_targets));
+	if (m->mtas == NULL || m->snow_targets == NULL || alloc_accounts(m) != 0)
 		goto fail;
 	make_mtas(m, &r, o->legit / 8 + 16);
 	/*
@@ -560,6 +566,7 @@ replay_model_free(replay_model_t *m)
 	for (c = 0; c < REPLAY_NCLASSES; c++)
 		free(m->accounts[c]);
 	free(m->mtas);
+	free(m->snow_targets);
 	free(m->msgs);
 	free(m->offsets);
 	free(m->addrs);

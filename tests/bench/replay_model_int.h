@@ -77,7 +77,6 @@ extern const size_t replay_nfirst;
 #define SNOW_OPS 8
 #define SNOW_NETS 3
 #define SNOW_DOMAINS 12
-#define SNOW_TARGETS 300
 
 struct message {
 	int64_t t0;
@@ -100,7 +99,7 @@ struct replay_model {
 	uint32_t pool_nets[REPLAY_NCLASSES][POOL_NETS];
 	struct account *accounts[REPLAY_NCLASSES];
 	uint32_t snow_nets[SNOW_OPS][SNOW_NETS];
-	uint16_t snow_targets[SNOW_OPS * SNOW_DOMAINS][SNOW_TARGETS];
+	uint16_t *snow_targets;	/* per campaign, o.snow_targets users */
 
 	struct message *msgs;
 	size_t nmsgs, msgcap;
