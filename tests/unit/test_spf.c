@@ -558,6 +558,37 @@ test_queries_asked(void **state)
 	assert_int_equal(r.lookups, 0);
 }
 
+/* The explanations, whole: they go to logs and greyholdctl check. */
+static void
+test_why_texts(void **state)
+{
+	static const struct {
+		const char *client, *sender, *why;
+	} c[] = {
+		{"192.0.2.3", "u@fail.example", "matched '-all' in fail.example"},
+		{"192.0.2.3", "u@inc-pass.example",
+		 "matched '-include:t-pass.example' in inc-pass.example; "
+		 "matched '+all' in t-pass.example"},
+		{"192.0.2.3", "u@empty.example",
+		 "no mechanism matched in empty.example (neutral by default)"},
+		{"192.0.2.3", "u@nowhere.example", "no SPF record at nowhere.example"},
+		{"192.0.2.3", "u@two.example", "2 SPF records at two.example"},
+		{"192.0.2.3", "u@lim11.example",
+		 "more than 10 DNS-querying terms at 'include:e.example' in "
+		 "lim11.example"},
+		{"192.0.2.3", "u@atemp.example",
+		 "DNS lookup failed at 'a:tf.example' in atemp.example"},
+		{"192.0.2.3", "u@localhost", "'localhost' is not a domain name"},
+	};
+	struct run r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		run_spf(&r, zone, c[i].client, c[i].sender, "h.example");
+		assert_string_equal(r.why, c[i].why);
+	}
+}
+
 static void
 test_lookup_counts(void **state)
 {
@@ -1144,6 +1175,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc7208_cases),
 		cmocka_unit_test(test_queries_asked),
+		cmocka_unit_test(test_why_texts),
 		cmocka_unit_test(test_lookup_counts),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_syntax_accepted),
