@@ -13,7 +13,7 @@
 # with the crashing inputs, is then kept and named).
 #
 # Environment:
-#   FUZZ_HARNESSES  harnesses to run (default: policy config whitelist record)
+#   FUZZ_HARNESSES  harnesses to run (default: policy config whitelist record spf)
 #   FUZZ_WORKDIR    work directory to use and keep (default: a temp dir,
 #                   removed when nothing crashed)
 #   CLANG           the compiler (default: clang)
@@ -23,7 +23,7 @@ set -u
 
 srcdir=${1:?usage: run-fuzzers.sh SRCDIR SECONDS}
 seconds=${2:-60}
-harnesses=${FUZZ_HARNESSES:-policy config whitelist record}
+harnesses=${FUZZ_HARNESSES:-policy config whitelist record spf}
 CLANG=${CLANG:-clang}
 
 case $seconds in
@@ -107,6 +107,7 @@ max_len() {
 	config) echo 8192 ;;	# past the 4096-byte line
 	whitelist) echo 4096 ;;
 	record) echo 64 ;;
+	spf) echo 12288 ;;	# past SPF_RECORD_MAX, with room for answers
 	*) echo 4096 ;;
 	esac
 }
