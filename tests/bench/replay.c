@@ -14,8 +14,10 @@
  * Usage: replay [--seed N] [--legit N] [--bots N] [--days N] [--delay S]
  *               [--horizon S] [--snowshoe-targets N] [--whitelist-clients FILE]
  *               [--whitelist-recipients FILE] [--tmpdir DIR] [--trace N]
- *               [--names] [--preview [--no-identity-awl]]
- * --preview adds the stand-in for the smart rules (replay_preview.c).
+ *               [--names] [--rules]
+ * "rules on" is greyhold's default smart greylisting (the name identity
+ * and the trusted-sender skip); --rules adds the name identity alone and
+ * the opt-in SPF identity on top of the defaults (replay_identities.c).
  * With whitelist files a second run uses them ("+ lists").
  */
 #include "replay.h"
@@ -29,7 +31,7 @@
 
 #include "ident.h"
 
-#define MAX_RUNS 4
+#define MAX_RUNS 6
 #define HOUR 3600
 
 struct event {
@@ -428,7 +430,7 @@ usage(void)
 		"              [--delay S] [--horizon S] [--snowshoe-targets N]\n"
 		"              [--whitelist-clients FILE]\n"
 		"              [--whitelist-recipients FILE] [--tmpdir DIR] [--trace N]\n"
-		"              [--names] [--preview [--no-identity-awl]]\n");
+		"              [--names] [--rules]\n");
 }
 
 static int
@@ -450,7 +452,7 @@ struct opts {
 	struct replay_greyhold_opts gh;
 	long trace;
 	bool names;
-	bool preview;
+	bool variants;
 };
 
 static int
@@ -468,8 +470,7 @@ parse_args(int argc, char **argv, struct opts *o)
 		{"tmpdir", required_argument, NULL, 't'},
 		{"trace", required_argument, NULL, 'T'},
 		{"names", no_argument, NULL, 'n'},
-		{"preview", no_argument, NULL, 'p'},
-		{"no-identity-awl", no_argument, NULL, 'A'},
+		{"rules", no_argument, NULL, 'p'},
 		{"snowshoe-targets", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
@@ -477,12 +478,8 @@ parse_args(int argc, char **argv, struct opts *o)
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (ch == 'A') {
-			o->gh.no_identity_awl = true;
-			continue;
-		}
 		if (ch == 'n' || ch == 'p') {
-			*(ch == 'n' ? &o->names : &o->preview) = true;
+			*(ch == 'n' ? &o->names : &o->variants) = true;
 			continue;
 		}
 		if (ch == 'c' || ch == 'r' || ch == 't') {
@@ -523,13 +520,14 @@ typedef int (*open_fn)(struct replay_decider *d, const char *label,
 static const struct setup {
 	const char *label;
 	bool with_lists;
-	bool preview;		/* only with --preview */
+	bool variant;		/* only with --rules */
 	open_fn open;
 } setups[] = {
 	{"rules off", false, false, replay_greyhold_open},
 	{"rules off + lists", true, false, replay_greyhold_open},
-	{"preview: identities", false, true, replay_preview_identities_open},
-	{"preview: + trusted", false, true, replay_preview_trusted_open},
+	{"name identity", false, true, replay_identities_open},
+	{"rules on", false, false, replay_identities_trusted_open},
+	{"+ spf identity", false, true, replay_identities_spf_open},
 };
 
 int
@@ -566,7 +564,7 @@ main(int argc, char **argv)
 		if (setups[r].with_lists && o.gh.whitelist_clients == NULL &&
 		    o.gh.whitelist_recipients == NULL)
 			continue;
-		if (setups[r].preview && !o.preview)
+		if (setups[r].variant && !o.variants)
 			continue;
 		if (nruns < MAX_RUNS)
 			runs[nruns++].setup = &setups[r];

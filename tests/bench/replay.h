@@ -67,6 +67,9 @@ struct replay_request {
 	const char *sender;		/* envelope sender as sent; "" is <> */
 	const char *recipient;
 	enum replay_spf spf;
+	/* With a pass: the domain whose record authorised the client (the
+	   sender's own, or a provider's it includes); "" otherwise. */
+	const char *spf_authorised_by;
 	enum replay_class cls;		/* the truth: deciders must not look */
 };
 
@@ -110,6 +113,7 @@ struct replay_fields {
 	char helo[REPLAY_FIELD_MAX];
 	char sender[REPLAY_FIELD_MAX];
 	char recipient[REPLAY_FIELD_MAX];
+	char spf_authorised_by[REPLAY_FIELD_MAX];
 };
 
 /* Build the population and every message's attempts: 0 or -ENOMEM. */
@@ -137,7 +141,6 @@ struct replay_greyhold_opts {
 	const char *whitelist_clients;	/* NULL: none */
 	const char *whitelist_recipients;
 	const char *tmpdir;		/* parent of the temporary LMDB directory */
-	bool no_identity_awl;		/* preview: no auto-whitelist per identity */
 };
 
 /*
@@ -161,17 +164,18 @@ int replay_greyhold_batch(void *ctx, struct store_job **jobs, size_t n);
 const struct triplet_opts *replay_greyhold_topts(void *ctx);
 
 /*
- * A stand-in for the smart greylisting rules (replay_preview.c): the
- * network, name and SPF identities, and with _trusted the skip for a
- * sender's own server.  For figures before the daemon has the rules;
- * not the daemon's decision.
+ * greyhold's smart greylisting (replay_identities.c, smart.h): the name
+ * identity alone; the defaults (name identity, trusted-sender skip); the
+ * defaults with the opt-in SPF identity.
  */
-int replay_preview_identities_open(struct replay_decider *d,
-				   const char *label,
+int replay_identities_open(struct replay_decider *d, const char *label,
+			   const struct replay_greyhold_opts *o, char *err,
+			   size_t errsz);
+int replay_identities_trusted_open(struct replay_decider *d, const char *label,
 				   const struct replay_greyhold_opts *o,
 				   char *err, size_t errsz);
-int replay_preview_trusted_open(struct replay_decider *d, const char *label,
-				const struct replay_greyhold_opts *o,
-				char *err, size_t errsz);
+int replay_identities_spf_open(struct replay_decider *d, const char *label,
+			       const struct replay_greyhold_opts *o, char *err,
+			       size_t errsz);
 
 #endif

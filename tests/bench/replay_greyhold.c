@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "db_batch.h"
 #include "store.h"
 #include "triplet.h"
 #include "whitelist.h"

@@ -620,6 +620,7 @@ replay_model_request(const replay_model_t *m, size_t msg, unsigned k,
 	rq->time = replay_model_time(m, msg, k);
 	rq->cls = (enum replay_class)g->cls;
 	rq->spf = REPLAY_SPF_NONE;
+	f->spf_authorised_by[0] = '\0';
 	if (g->cls <= REPLAY_EXCHANGE)
 		replay_names_mta(m, g, a, f, rq);
 	else if (replay_class_pool((enum replay_class)g->cls))
@@ -631,4 +632,12 @@ replay_model_request(const replay_model_t *m, size_t msg, unsigned k,
 	rq->helo = f->helo;
 	rq->sender = f->sender;
 	rq->recipient = f->recipient;
+	/* A pass the model gives no provider for: the sender's own record. */
+	if (rq->spf == REPLAY_SPF_PASS && f->spf_authorised_by[0] == '\0') {
+		const char *at = strrchr(f->sender, '@');
+
+		snprintf(f->spf_authorised_by, sizeof(f->spf_authorised_by), "%s",
+			 at != NULL ? at + 1 : f->helo);
+	}
+	rq->spf_authorised_by = f->spf_authorised_by;
 }

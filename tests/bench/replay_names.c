@@ -67,6 +67,9 @@ replay_names_mta(const replay_model_t *m, const struct message *g, uint32_t a,
 		snprintf(f->client_name, sizeof(f->client_name),
 			 "mx%u.hosting%u.example", O4(a), g->src % 20);
 		snprintf(f->helo, sizeof(f->helo), "%s", f->client_name);
+		/* customers' records include the host's */
+		snprintf(f->spf_authorised_by, sizeof(f->spf_authorised_by),
+			 "spf.hosting%u.example", g->src % 20);
 		break;
 	case NAME_GENERIC:
 		snprintf(f->client_name, sizeof(f->client_name),
@@ -104,6 +107,8 @@ replay_names_pool(const replay_model_t *m, const struct message *g,
 		snprintf(f->sender, sizeof(f->sender), "%s@cust%u.example",
 			 user(g->src * 3 + g->who), g->src);
 		o365_name(f->client_name, sizeof(f->client_name), a);
+		snprintf(f->spf_authorised_by, sizeof(f->spf_authorised_by),
+			 "spf.protection.outlook.com");
 		break;
 	case REPLAY_GMAIL:
 		if (g->src % 5 == 0)	/* Google Workspace customers */
@@ -115,6 +120,8 @@ replay_names_pool(const replay_model_t *m, const struct message *g,
 		snprintf(f->client_name, sizeof(f->client_name),
 			 "mail-%c%c%u-f%u.google.com", 'a' + O3(a) % 26,
 			 'a' + (O3(a) / 26) % 26, 1 + O2(a) % 2, O4(a));
+		snprintf(f->spf_authorised_by, sizeof(f->spf_authorised_by),
+			 "_spf.google.com");
 		break;
 	case REPLAY_SES:
 		/* one return path per message: a message id */
@@ -132,6 +139,8 @@ replay_names_pool(const replay_model_t *m, const struct message *g,
 		snprintf(f->client_name, sizeof(f->client_name),
 			 "o%u.ptr%u.sendgrid.net", 1 + O4(a) % 4,
 			 1000 + (O3(a) * 13 + O4(a)) % 9000);
+		snprintf(f->spf_authorised_by, sizeof(f->spf_authorised_by),
+			 "sendgrid.net");
 		break;
 	default:	/* Mailchimp: the return path names the sending host */
 		snprintf(f->client_name, sizeof(f->client_name),
