@@ -1,7 +1,8 @@
 /*
  * server - greyhold's I/O on one libuv loop thread, split by concern:
  *
- *   server.c          create, run, free; settings derived from the config
+ *   server.c          create, run, free; settings derived from the config,
+ *                     a new config applied on reload
  *   server_listen.c   listeners: bind, adopt (systemd), close
  *   server_conn.c     connection I/O, backpressure, idle/stall timer, close
  *   server_request.c  parse -> early answers/whitelists -> store -> answer
@@ -19,6 +20,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "notify.h"
@@ -28,8 +30,8 @@
 #include "server_signal.h"
 #include "server_status.h"
 
-void
-server_derive_settings(struct server *srv)
+static void
+derive_settings(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 
@@ -40,6 +42,83 @@ server_derive_settings(struct server *srv)
 	srv->hostname[sizeof(srv->hostname) - 1] = '\0';
 	config_triplet_opts(cfg, &srv->topts);
 	config_engine_params(cfg, &srv->params);
+}
+
+static bool
+lists_differ(const struct config_list *a, const struct config_list *b)
+{
+	if (a->n != b->n)
+		return true;
+	for (size_t i = 0; i < a->n; i++) {
+		if (strcmp(a->items[i], b->items[i]) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* Append name to the comma-separated list in names when changed. */
+static void
+note_change(char *names, size_t size, bool changed, const char *name)
+{
+	size_t n = strlen(names);
+
+	if (changed)
+		snprintf(names + n, size - n, "%s%s", n > 0 ? ", " : "", name);
+}
+
+/*
+ * Say which changed settings a reload cannot apply: those that need new
+ * sockets, another user, another store or another key.
+ */
+static void
+warn_restart_only(const struct config *old, const struct config *next)
+{
+	char names[300] = "";
+	size_t sz = sizeof(names);
+
+	note_change(names, sz, lists_differ(&old->inet, &next->inet), "inet");
+	note_change(names, sz, lists_differ(&old->unix_sockets,
+					    &next->unix_sockets), "unix");
+	note_change(names, sz, old->unix_mode != next->unix_mode, "unix_mode");
+	note_change(names, sz, strcmp(old->unix_group, next->unix_group) != 0,
+		    "unix_group");
+	note_change(names, sz, strcmp(old->dbdir, next->dbdir) != 0, "dbdir");
+	note_change(names, sz, strcmp(old->user, next->user) != 0, "user");
+	note_change(names, sz, strcmp(old->pidfile, next->pidfile) != 0,
+		    "pidfile");
+	note_change(names, sz, old->durability != next->durability,
+		    "durability");
+	note_change(names, sz, old->db_max_size != next->db_max_size,
+		    "db_max_size");
+	note_change(names, sz, strcmp(old->metrics_listen,
+				      next->metrics_listen) != 0,
+		    "metrics_listen");
+	note_change(names, sz, strcmp(old->store, next->store) != 0, "store");
+	note_change(names, sz, strcmp(old->redis_user, next->redis_user) != 0 ||
+		    strcmp(old->redis_password, next->redis_password) != 0,
+		    "redis_user/redis_password");
+	note_change(names, sz, strcmp(old->redis_prefix, next->redis_prefix) != 0,
+		    "redis_prefix");
+	note_change(names, sz, old->privacy != next->privacy ||
+		    strcmp(old->privacy_key_file, next->privacy_key_file) != 0,
+		    "privacy");
+	if (names[0] != '\0')
+		log_msg(LOG_LEVEL_WARN, "reload: changes to %s take effect at the "
+			"next restart", names);
+}
+
+void
+server_apply_config(struct server *srv, struct config *next, whitelist_t *wl)
+{
+	whitelist_free(srv->wl);
+	srv->wl = wl;
+	warn_restart_only(srv->cfg, next);
+	config_free(srv->cfg);
+	srv->cfg = next;
+	derive_settings(srv);
+	srv->be->ops->set_params(srv->be, &srv->params);
+	log_set_verbose(srv->cfg->verbose);
+	srv->m.static_whitelist_entries = whitelist_size(wl);
 }
 
 void
@@ -65,7 +144,7 @@ server_create(struct server **out, struct config *cfg, whitelist_t *wl,
 	srv->cfg = cfg;
 	srv->wl = wl;
 	srv->reload = *reload;
-	server_derive_settings(srv);
+	derive_settings(srv);
 	rc = uv_loop_init(&srv->loop);
 	if (rc < 0) {
 		config_free(cfg);

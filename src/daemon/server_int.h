@@ -132,7 +132,12 @@ struct server {
 /* Close h unless it is closing already (every close path may repeat). */
 void server_close_handle(uv_handle_t *h, uv_close_cb cb);
 
-/* Settings taken from srv->cfg: hostname, key options, engine params. */
-void server_derive_settings(struct server *srv);
+/*
+ * Reload: take next and wl (ownership passes to the server), free the
+ * old ones, apply what can change while running and warn about what
+ * needs a restart.
+ */
+void server_apply_config(struct server *srv, struct config *next,
+			 whitelist_t *wl);
 
 #endif

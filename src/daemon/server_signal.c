@@ -2,14 +2,12 @@
  * server_signal - SIGHUP reload, SIGTERM/SIGINT drain and stop.
  *
  * A reload builds a whole new config and whitelist first and swaps them
- * in only when both are good; settings that need new sockets, a new user
- * or a new store are applied only at restart, and the reload says which.
+ * in (server_apply_config) only when both are good.
  */
 #include "server_signal.h"
 
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "notify.h"
 #include "server_conn.h"
@@ -21,66 +19,6 @@
 #define DRAIN_TIMEOUT_MS 10000
 
 /* ---- reload ---------------------------------------------------------------- */
-
-static bool
-lists_differ(const struct config_list *a, const struct config_list *b)
-{
-	if (a->n != b->n)
-		return true;
-	for (size_t i = 0; i < a->n; i++) {
-		if (strcmp(a->items[i], b->items[i]) != 0)
-			return true;
-	}
-	return false;
-}
-
-/* Append name to the comma-separated list in names when changed. */
-static void
-note_change(char *names, size_t size, bool changed, const char *name)
-{
-	size_t n = strlen(names);
-
-	if (changed)
-		snprintf(names + n, size - n, "%s%s", n > 0 ? ", " : "", name);
-}
-
-/* Say which changed settings a reload cannot apply. */
-static void
-warn_restart_only(const struct config *old, const struct config *next)
-{
-	char names[300] = "";
-	size_t sz = sizeof(names);
-
-	note_change(names, sz, lists_differ(&old->inet, &next->inet), "inet");
-	note_change(names, sz, lists_differ(&old->unix_sockets,
-					    &next->unix_sockets), "unix");
-	note_change(names, sz, old->unix_mode != next->unix_mode, "unix_mode");
-	note_change(names, sz, strcmp(old->unix_group, next->unix_group) != 0,
-		    "unix_group");
-	note_change(names, sz, strcmp(old->dbdir, next->dbdir) != 0, "dbdir");
-	note_change(names, sz, strcmp(old->user, next->user) != 0, "user");
-	note_change(names, sz, strcmp(old->pidfile, next->pidfile) != 0,
-		    "pidfile");
-	note_change(names, sz, old->durability != next->durability,
-		    "durability");
-	note_change(names, sz, old->db_max_size != next->db_max_size,
-		    "db_max_size");
-	note_change(names, sz, strcmp(old->metrics_listen,
-				      next->metrics_listen) != 0,
-		    "metrics_listen");
-	note_change(names, sz, strcmp(old->store, next->store) != 0, "store");
-	note_change(names, sz, strcmp(old->redis_user, next->redis_user) != 0 ||
-		    strcmp(old->redis_password, next->redis_password) != 0,
-		    "redis_user/redis_password");
-	note_change(names, sz, strcmp(old->redis_prefix, next->redis_prefix) != 0,
-		    "redis_prefix");
-	note_change(names, sz, old->privacy != next->privacy ||
-		    strcmp(old->privacy_key_file, next->privacy_key_file) != 0,
-		    "privacy");
-	if (names[0] != '\0')
-		log_msg(LOG_LEVEL_WARN, "reload: changes to %s take effect at the "
-			"next restart", names);
-}
 
 static void
 on_sighup(uv_signal_t *sig, int signum)
@@ -109,16 +47,8 @@ on_sighup(uv_signal_t *sig, int signum)
 		notify_send("READY=1\nSTATUS=reload failed, see the log");
 		return;
 	}
-	whitelist_free(srv->wl);
-	srv->wl = wl;
-	warn_restart_only(srv->cfg, next);
-	config_free(srv->cfg);
-	srv->cfg = next;
-	server_derive_settings(srv);
-	srv->be->ops->set_params(srv->be, &srv->params);
-	log_set_verbose(srv->cfg->verbose);
+	server_apply_config(srv, next, wl);
 	srv->m.reloads++;
-	srv->m.static_whitelist_entries = whitelist_size(wl);
 	log_msg(LOG_LEVEL_INFO, "configuration reloaded from %s, %zu whitelist "
 		"entries (listeners change only at restart)", r->config_path != NULL ?
 		r->config_path : "the command line", whitelist_size(wl));
