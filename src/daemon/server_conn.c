@@ -7,7 +7,15 @@
  * one filling).  Backpressure: at SERVER_MAX_INFLIGHT unanswered
  * requests, or when the client does not read its answers, the connection
  * stops reading until it drains, so no input makes memory grow.
- * *
+ *
+ * One timer per connection, repeating every idle_timeout, restarted by
+ * progress (a read while no answer is waiting to go out, a completed
+ * write).  When it fires: nothing asked and nothing owed -> idle, close;
+ * requests waiting for the store -> not idleness, keep waiting; an answer
+ * written out for idle_timeout without the client taking it -> the
+ * client stalled, close (else a client that pipelines and never reads
+ * would hold its connection slot for ever).
+ *
  * Ownership: see server_int.h; only conn_release() frees a conn.
  */
 #include "server_conn.h"
@@ -87,6 +95,8 @@ on_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
+	/* The client took an answer: progress, whatever it sends. */
+	uv_timer_again(&c->idle);
 	conn_flush(c);
 }
 
@@ -146,6 +156,7 @@ conn_write_out(struct conn *c)
 	buf.base += sent;
 	buf.len -= sent;
 	c->writing = true;
+	c->write_since = uv_now(&c->srv->loop);
 	c->out_fill = !i;
 	c->wreq.data = c;
 	if (uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write) < 0) {
@@ -219,7 +230,9 @@ on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		conn_flush(c);
 		return;
 	}
-	uv_timer_again(&c->idle);
+	/* Input is no progress while our answers wait for the client. */
+	if (!c->writing)
+		uv_timer_again(&c->idle);
 	c->rlen = (size_t)nread;
 	c->roff = 0;
 	request_process_input(c);
@@ -240,19 +253,42 @@ conn_set_reading(struct conn *c, bool on)
 	c->reading = uv_read_start(&c->h.stream, on_alloc, on_read) == 0;
 }
 
-/* ---- the idle timer -------------------------------------------------------- */
+/* ---- the idle and stall timer ---------------------------------------------- */
+
+/* Close a connection whose client has not taken an answer for long. */
+static void
+conn_stalled(struct conn *c, uint64_t waited_ms)
+{
+	c->srv->m.stalled_closed++;
+	log_msg(LOG_LEVEL_WARN, "%s: the client took no answer for %" PRIu64
+		"s (%u request(s) unanswered), closing the connection", c->peer,
+		waited_ms / 1000, c->inflight);
+	conn_close(c);
+}
 
 static void
 on_idle(uv_timer_t *t)
 {
 	struct conn *c = t->data;
+	uint64_t timeout = uv_timer_get_repeat(t);
 
+	if (c->writing) {
+		uint64_t waited = uv_now(&c->srv->loop) - c->write_since;
+
+		if (waited >= timeout) {
+			conn_stalled(c, waited);
+			return;
+		}
+		/* The write began after the last progress: check at its due time. */
+		uv_timer_start(t, on_idle, timeout - waited, timeout);
+		return;
+	}
 	/* Waiting for our answers is not idleness: the timer repeats. */
 	if (c->inflight > 0)
 		return;
 	c->srv->m.idle_closed++;
-	log_msg(LOG_LEVEL_DEBUG, "%s: idle for %" PRId64 "s, closing", c->peer,
-		c->srv->cfg->idle_timeout);
+	log_msg(LOG_LEVEL_DEBUG, "%s: idle for %" PRIu64 "s, closing", c->peer,
+		timeout / 1000);
 	conn_close(c);
 }
 

@@ -62,7 +62,7 @@ union stream {
 
 struct conn {
 	union stream h;
-	uv_timer_t idle;
+	uv_timer_t idle;		/* idle and stall timer */
 	uv_write_t wreq;
 	struct server *srv;
 	struct conn *prev, *next;
@@ -81,6 +81,7 @@ struct conn {
 	size_t out_len[2];
 	int out_fill;			/* buffer collecting answers */
 	bool writing;
+	uint64_t write_since;		/* uv_now() when the pending write began */
 
 	char peer[80];
 	char prepended[64];		/* instance that got an X-Greylist */
