@@ -170,12 +170,7 @@ derive_settings(struct ctl *ctl, const struct config *cfg)
 {
 	ctl->cfg = cfg;
 	ctl->max_size = cfg->db_max_size;
-	ctl->topts.by_host = cfg->lookup_by_host;
-	ctl->topts.ipv4_prefix = cfg->ipv4_cidr;
-	ctl->topts.ipv6_prefix = cfg->ipv6_cidr;
-	ctl->params.delay = cfg->delay;
-	ctl->params.retry_window = cfg->retry_window;
-	ctl->params.max_age = cfg->max_age;
-	ctl->params.awl_passes = cfg->auto_whitelist_clients;
+	config_triplet_opts(cfg, &ctl->topts);
+	config_engine_params(cfg, &ctl->params);
 	ctl->now = (int64_t)time(NULL);
 }

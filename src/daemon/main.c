@@ -2,8 +2,10 @@
  * greyhold - greylisting policy daemon for Postfix.
  *
  * Start-up order matters: read the config (fatal if bad), bind the
- * listeners while still root, drop privileges, daemonize if asked, then
- * open the database as the unprivileged user and serve.
+ * listeners while still root, daemonize if asked, write the pid file
+ * (still root, never through a link), drop privileges, then open the
+ * database as the unprivileged user and serve.  At exit the pid file is
+ * removed with the unprivileged user's rights.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -376,21 +378,115 @@ daemonize(struct server *srv)
 	return chdir("/");
 }
 
+/*
+ * The pid file is written as root, maybe into a directory others may
+ * write to: never follow a symlink, never write into anything but a
+ * regular file with one link (a planted hard link would have root
+ * truncate the file it names), and truncate only after those checks.
+ */
 static int
-write_pidfile(const char *path)
+pidfile_open(const char *path)
 {
-	FILE *fp;
+	struct stat st;
+	int fd;
+
+	/* O_NONBLOCK: a planted FIFO must fail, not block the start. */
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		  0644);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			log_msg(LOG_LEVEL_ERR, "pidfile %s is a symbolic link; "
+				"refusing to follow it", path);
+		else
+			log_errno(LOG_LEVEL_ERR, errno, "cannot write pidfile %s",
+				  path);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_msg(LOG_LEVEL_ERR, "pidfile %s is not a regular file with a "
+			"single link; refusing to write to it", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Whether pw may remove files from the directory holding path, judged by
+ * the directory's mode (after the drop only pw's primary group counts).
+ */
+static bool
+pidfile_dir_writable(const char *path, const struct passwd *pw)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[1024];
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (stat(dir, &st) < 0)
+		return false;
+	if (st.st_uid == pw->pw_uid)
+		return (st.st_mode & S_IWUSR) != 0;
+	if (st.st_gid == pw->pw_gid)
+		return (st.st_mode & S_IWGRP) != 0;
+	return (st.st_mode & S_IWOTH) != 0;
+}
+
+/*
+ * Write our pid.  With a user to become (pw), the file is handed to that
+ * user only when it may remove it anyway (its directory is writable by
+ * it, as /run/greyhold from the unit's RuntimeDirectory=), so that the
+ * unprivileged daemon can remove it at exit, also in a sticky directory.
+ * In a directory only root may write to, the file stays root's (the user
+ * must not be able to put another pid in a file root's scripts signal)
+ * and cannot be removed at exit: say so now.
+ */
+static int
+write_pidfile(const char *path, const struct passwd *pw)
+{
+	char buf[32];
+	bool removable;
+	int fd, n;
 
 	if (path[0] == '\0')
 		return 0;
-	fp = fopen(path, "w");
-	if (fp == NULL) {
+	fd = pidfile_open(path);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, buf, (size_t)n) != n ||
+	    fchmod(fd, 0644) < 0) {
 		log_errno(LOG_LEVEL_ERR, errno, "cannot write pidfile %s", path);
+		close(fd);
 		return -1;
 	}
-	fprintf(fp, "%ld\n", (long)getpid());
-	fclose(fp);
+	removable = pw == NULL || pidfile_dir_writable(path, pw);
+	if (pw != NULL && removable && fchown(fd, pw->pw_uid, pw->pw_gid) < 0) {
+		log_errno(LOG_LEVEL_ERR, errno, "cannot give pidfile %s to user %s",
+			  path, pw->pw_name);
+		close(fd);
+		return -1;
+	}
+	if (!removable)
+		log_msg(LOG_LEVEL_WARN, "pidfile %s: user %s cannot remove it from "
+			"its directory at exit; put it in a directory that %s owns, "
+			"such as /run/greyhold", path, pw->pw_name, pw->pw_name);
+	close(fd);
 	return 0;
+}
+
+static void
+remove_pidfile(const char *path)
+{
+	if (path[0] == '\0')
+		return;
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_errno(LOG_LEVEL_WARN, errno, "cannot remove pidfile %s", path);
 }
 
 int
@@ -458,15 +554,14 @@ main(int argc, char **argv)
 	/* The pid is final after the fork; root may write under /run. */
 	if (o.daemonize && daemonize(srv) < 0)
 		return 1;
-	if (write_pidfile(pidfile) < 0)
+	if (write_pidfile(pidfile, pw) < 0)
 		return 1;
 	if (pw != NULL && drop_privileges(pw) < 0)
 		return 1;
 
 	rc = server_run(srv);
 	server_free(srv);
-	if (pidfile[0] != '\0')
-		unlink(pidfile);
+	remove_pidfile(pidfile);
 	free(lists.inet);
 	free(lists.unix_sockets);
 	free(lists.wl_clients);

@@ -18,7 +18,9 @@
 
 #include "addr.h"
 #include "answer.h"
+#include "engine.h"
 #include "redis_endpoint.h"
+#include "triplet.h"
 
 enum key_type {
 	KT_BOOL,
@@ -740,4 +742,21 @@ config_free(struct config *cfg)
 			free(*(char **)f);
 	}
 	free(cfg);
+}
+
+void
+config_engine_params(const struct config *cfg, struct engine_params *out)
+{
+	out->delay = cfg->delay;
+	out->retry_window = cfg->retry_window;
+	out->max_age = cfg->max_age;
+	out->awl_passes = cfg->auto_whitelist_clients;
+}
+
+void
+config_triplet_opts(const struct config *cfg, struct triplet_opts *out)
+{
+	out->by_host = cfg->lookup_by_host;
+	out->ipv4_prefix = cfg->ipv4_cidr;
+	out->ipv6_prefix = cfg->ipv6_cidr;
 }

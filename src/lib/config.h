@@ -19,6 +19,9 @@
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/greyhold/greyhold.conf"
 
+struct engine_params;
+struct triplet_opts;
+
 enum config_durability { DURABILITY_FULL, DURABILITY_RELAXED };
 
 struct config_list {
@@ -92,6 +95,14 @@ const char *config_key_name(size_t i);
 /* Parse "[v6]:port", "v4:port", "localhost:port" or "port". */
 int config_parse_inet(const char *text, char *host, size_t hostsz,
 		      unsigned *port);
+
+/*
+ * The one place where settings become the engine's parameters and the
+ * key builder's options: the daemon and greyholdctl must decide and build
+ * keys alike, so both take them from here.
+ */
+void config_engine_params(const struct config *cfg, struct engine_params *out);
+void config_triplet_opts(const struct config *cfg, struct triplet_opts *out);
 
 /* Parse "300", "300s", "5m", "2h", "35d", "1w" into seconds. */
 int config_parse_duration(const char *text, int64_t *out);

@@ -152,6 +152,9 @@ metrics_format(char *buf, size_t size, const struct metrics *m,
 		"Connections closed for malformed input.", m->protocol_errors);
 	counter(&o, "greyhold_idle_closed_total",
 		"Connections closed after idle_timeout.", m->idle_closed);
+	counter(&o, "greyhold_stalled_closed_total",
+		"Connections closed because the client took no answer for "
+		"idle_timeout.", m->stalled_closed);
 	counter(&o, "greyhold_reloads_total", "Successful reloads.", m->reloads);
 	counter(&o, "greyhold_reload_failures_total",
 		"Reloads refused for a bad config or whitelist.",

@@ -19,6 +19,11 @@ within 5 s; memory grows by less than a bound stated in each test.
 - clients that pipeline requests and never read the answers: the daemon
   stops reading from them and its memory stays bounded; when they read,
   every answer arrives;
+- clients that pipeline requests and never read, with a tiny receive
+  buffer and a short idle_timeout: once no answer has gone out for
+  idle_timeout the daemon closes them (one log line each, counted in
+  greyhold_stalled_closed_total), so they cannot hold connection slots
+  forever, while a well-behaved client is served throughout;
 - connection churn (connect, request, close; resets; closes while a
   request is in the store): no descriptor leak, no memory growth.
 """
@@ -38,8 +43,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import (ConnectionClosed, GreyholdTestCase,  # noqa: E402
-                     encode_request, fd_count, make_request, percentile,
-                     proc_status, rss_bound_kb, rss_kb, wrapper_argv)
+                     encode_request, fd_count, free_port, make_request,
+                     percentile, proc_status, rss_bound_kb, rss_kb,
+                     wrapper_argv)
 from harness import GREYLISTED  # noqa: E402
 
 LATENCY_BOUND = 5.0 * harness.timeout_scale()
@@ -73,6 +79,28 @@ def daemon_unread_bytes(port):
         if fields and fields[0].isdigit():
             total += int(fields[0])
     return total
+
+
+def scrape_metrics(port):
+    """The daemon's /metrics samples as {series: value}."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    raw = b""
+    try:
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        s.close()
+    body = raw.partition(b"\r\n\r\n")[2].decode()
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 class LegitClient(threading.Thread):
@@ -542,6 +570,105 @@ class HostileCase(GreyholdTestCase):
         for h, st in state.items():
             self.assertEqual(st["bad"], 0, "hog %d" % h)
         self.assertLess(st2["VmRSS"] - st0["VmRSS"], rss_bound_kb(50 * 1024))
+        self.assertTrue(d.running())
+        self.assertEqual(d.stop(), 0)
+
+    def test_clients_that_never_read_are_closed_after_idle_timeout(self):
+        idle = 2
+        metrics_port = free_port()
+        d = self.daemon(args=["-o", "idle_timeout=%ds" % idle,
+                              "-o", "metrics_listen=127.0.0.1:%d"
+                              % metrics_port])
+        lc = self.legit(d, "stalllegit")
+        time.sleep(0.3)
+        m0 = scrape_metrics(metrics_port)
+        self.assertEqual(m0.get("greyhold_connections_open"), 1, m0)
+        stallers = 3
+        reqs = [encode_request(make_request(
+            client_address="192.0.2.%d" % (100 + h),
+            sender="stall%dx@example.org" % h, recipient="victim@example.net"))
+            for h in range(stallers)]
+        socks = []
+        for h in range(stallers):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # Before connect, so the window the daemon sees stays tiny.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            s.connect(d.address)
+            s.setblocking(False)
+            socks.append(s)
+            self.addCleanup(s.close)
+        mark = d.log_mark()
+        # Pipeline until the daemon takes no more (it stopped reading, or
+        # it closed us); never read an answer.
+        sent = [0] * stallers
+        closed_while_sending = [False] * stallers
+        payloads = [r * 500 for r in reqs]
+        t0 = time.monotonic()
+        last_progress = t0
+        while (time.monotonic() - last_progress < 1.0
+               and time.monotonic() - t0 < 30):
+            for h, s in enumerate(socks):
+                if closed_while_sending[h]:
+                    continue
+                data = payloads[h]
+                try:
+                    n = s.send(data[sent[h] % len(data):])
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    closed_while_sending[h] = True
+                    continue
+                sent[h] += n
+                last_progress = time.monotonic()
+            time.sleep(0.001)
+        t_stalled = time.monotonic()
+
+        # Bounded: the stall timer is idle_timeout, checked at most
+        # idle_timeout late.
+        bound = (2 * idle + 5) * harness.timeout_scale()
+        deadline = t_stalled + bound
+        m = scrape_metrics(metrics_port)
+        while (m.get("greyhold_connections_open") != 1
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+            m = scrape_metrics(metrics_port)
+        closed_after = time.monotonic() - t_stalled
+        log = d.log_since(mark)
+        stall_lines = [line for line in log.splitlines()
+                       if "took no answer" in line]
+        print("\n  %d clients pipelining %.1f MB without reading (SO_RCVBUF "
+              "1 KiB, idle_timeout %ds): took %.1fs to stall, connections "
+              "open %d after %.1fs more; %d stall log line(s)"
+              % (stallers, sum(sent) / 1e6, idle, t_stalled - t0,
+                 m.get("greyhold_connections_open", -1), closed_after,
+                 len(stall_lines)))
+        self.assertEqual(m.get("greyhold_connections_open"), 1,
+                         "connections that never read their answers were "
+                         "not closed within %.0fs" % bound)
+        self.assertEqual(m.get("greyhold_stalled_closed_total", 0)
+                         - m0.get("greyhold_stalled_closed_total", 0),
+                         stallers, m)
+        self.assertEqual(m.get("greyhold_idle_closed_total"),
+                         m0.get("greyhold_idle_closed_total"))
+        self.assertEqual(len(stall_lines), stallers, stall_lines)
+        # Their sockets are closed: after what was sent, EOF or a reset.
+        for h, s in enumerate(socks):
+            with self.subTest(staller=h):
+                s.setblocking(True)
+                s.settimeout(5)
+                got = 0
+                try:
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        got += len(chunk)
+                except ConnectionResetError:
+                    pass
+        # The well-behaved client was served meanwhile and is served now.
+        self.check_legit(lc)
+        self.assertTrue(d.ask(make_request(
+            sender="afterstall@example.org")).startswith(GREYLISTED))
         self.assertTrue(d.running())
         self.assertEqual(d.stop(), 0)
 

@@ -1,7 +1,10 @@
-"""The daemon's life: persistence, crashes, signals, config checking, flags."""
+"""The daemon's life: persistence, crashes, signals, config checking, flags,
+and the pid file (written safely as root, removed after a clean stop by
+the unprivileged user)."""
 
 import itertools
 import os
+import pwd
 import re
 import signal
 import socket
@@ -424,6 +427,111 @@ class ConfigChecking(GreyholdTestCase):
         p = run_greyhold(["--version"])
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"^greyhold \d+\.\d+")
+
+
+def nobody():
+    """The nobody account, or None when the tests cannot switch users."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+
+
+def proc_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])     # effective uid
+    return None
+
+
+class Pidfile(GreyholdTestCase):
+    """--pidfile with --user, started as root as an init script would."""
+
+    def setUp(self):
+        self.pw = nobody()
+        if self.pw is None:
+            self.skipTest("needs root and a 'nobody' user")
+        self.work = self.tmpdir()
+        # The unprivileged daemon must reach its database below here.
+        os.chmod(self.work, 0o755)
+
+    def run_dir(self, owner_uid, mode=0o755):
+        path = os.path.join(self.work, "run-%d" % owner_uid)
+        os.mkdir(path)
+        os.chown(path, owner_uid, -1)
+        os.chmod(path, mode)
+        return path
+
+    def start(self, pidfile):
+        return self.daemon(args=["--user", "nobody", "--pidfile", pidfile],
+                           workdir=self.work)
+
+    def test_removed_after_clean_stop_in_the_users_directory(self):
+        # Like /run/greyhold from the unit's RuntimeDirectory=.
+        pidfile = os.path.join(self.run_dir(self.pw.pw_uid), "greyhold.pid")
+        d = self.start(pidfile)
+        pid = d.pid()
+        self.assertEqual(proc_uid(pid), self.pw.pw_uid,
+                         "the daemon did not drop privileges")
+        with open(pidfile) as f:
+            self.assertEqual(f.read(), "%d\n" % pid)
+        st = os.lstat(pidfile)
+        self.assertEqual(st.st_mode & 0o7777, 0o644)
+        self.assertEqual(st.st_uid, self.pw.pw_uid)
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.lexists(pidfile),
+                         "pid file left behind after a clean stop")
+
+    def test_root_only_directory_keeps_the_file_root_owned(self):
+        # Like /run itself: only root may write there.
+        pidfile = os.path.join(self.run_dir(0), "greyhold.pid")
+        mark = 0
+        d = self.start(pidfile)
+        pid = d.pid()
+        self.assertEqual(proc_uid(pid), self.pw.pw_uid)
+        with open(pidfile) as f:
+            self.assertEqual(f.read(), "%d\n" % pid)
+        st = os.lstat(pidfile)
+        # nobody may not rewrite a pid that root's scripts will signal.
+        self.assertEqual(st.st_uid, 0)
+        self.assertEqual(st.st_mode & 0o7777, 0o644)
+        # The admin is told at start that it cannot be removed at exit.
+        self.assertRegex(d.log_since(mark), r"pidfile %s: user nobody "
+                         r"cannot remove it" % re.escape(pidfile))
+        self.assertEqual(d.stop(), 0)
+
+    def test_refuses_to_follow_a_symlink_or_write_through_a_hard_link(self):
+        piddir = self.run_dir(self.pw.pw_uid, 0o1777)
+        victim = os.path.join(self.work, "victim")
+        cases = {"symlink": os.symlink, "hard link": os.link}
+        for name, make_link in cases.items():
+            with self.subTest(planted=name):
+                write_file(victim, "precious\n")
+                os.chmod(victim, 0o600)
+                pidfile = os.path.join(piddir, "greyhold-%s.pid"
+                                       % name.replace(" ", "-"))
+                make_link(victim, pidfile)
+                port = free_port()
+                p = run_greyhold(["-f", "-c", "/dev/null", "--dbdir",
+                                  os.path.join(self.work, "db"), "--inet",
+                                  "127.0.0.1:%d" % port, "--user", "nobody",
+                                  "--pidfile", pidfile])
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("pidfile %s" % pidfile, p.stderr)
+                self.assertIn("refusing", p.stderr)
+                with open(victim) as f:
+                    self.assertEqual(f.read(), "precious\n")
+                st = os.stat(victim)
+                self.assertEqual((st.st_uid, st.st_mode & 0o7777),
+                                 (0, 0o600))
+                self.assertTrue(os.path.islink(pidfile) or
+                                os.path.samefile(pidfile, victim))
+                with self.assertRaises(OSError):
+                    socket.create_connection(("127.0.0.1", port),
+                                             timeout=1).close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+/*
+ * server_request - what happens to a request: parse it from the
+ * connection's buffer, answer it at once when it is not greylisted (not
+ * RCPT, authenticated, whitelisted), or build its key and hand it to the
+ * store; turn the store's verdict into the reply; one log line and the
+ * counters per answer.
+ */
+#ifndef GREYHOLD_SERVER_REQUEST_H
+#define GREYHOLD_SERVER_REQUEST_H
+
+#include "store.h"
+#include "whitelist.h"
+
+struct conn;
+
+/*
+ * Parse what is left in the connection's read buffer, one request at a
+ * time, until it is used up (then read more) or too many requests wait
+ * for answers (then stop reading until some are answered).
+ */
+void request_process_input(struct conn *c);
+
+/* Count a malformed request and log it (rate-limited); the caller closes. */
+void request_protocol_error(struct conn *c, const char *why);
+
+/* Backend events (arg is the server): a job decided, a new live list. */
+void request_job_done(struct store_job *job, void *arg);
+void request_live_whitelist(whitelist_t *wl, void *arg);
+
+#endif
