@@ -1,0 +1,671 @@
+/*
+ * dns - c-ares driven by the libuv loop, with a bounded answer cache.
+ *
+ * How c-ares meets the loop: its socket state callback opens, changes
+ * and closes one uv_poll per socket; readiness goes to ares_process_fd();
+ * a uv_timer fires when ares_timeout() says c-ares has retries or
+ * timeouts due.
+ *
+ * A lookup (struct req) is the caller's side; a query (struct query) is
+ * c-ares's.  They are apart because c-ares (1.18) cannot cancel one
+ * query: when a lookup's own deadline passes first, it is answered
+ * TEMPFAIL and its query is orphaned, still counted as outstanding
+ * until c-ares lets go of it, and its late answer still fills the cache.
+ * Every lookup has the same timeout, so the waiting list in start order
+ * is also in deadline order and one timer serves them all.
+ *
+ * Nothing calls back a caller from inside dns_lookup() or from inside
+ * c-ares: finished lookups go on the ready list, which a uv_check drains
+ * after the loop's I/O (a uv_idle keeps the loop from blocking while the
+ * list is not empty).  So callbacks may start lookups or close the
+ * resolver without c-ares or this file being on the stack.
+ *
+ * Owner: the loop thread.  Handles are embedded here (the per-socket
+ * polls in their own small structs); dns_close() is the one close path
+ * and the last close callback frees the resolver.
+ */
+#include "dns.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ares.h>
+
+#include "dns_cache.h"
+#include "dns_parse.h"
+
+enum reason {
+	REASON_ANSWER,		/* a server's answer, whatever it says */
+	REASON_CACHE,
+	REASON_TIMEOUT,
+	REASON_OVERFLOW,
+	REASON_LOCAL,		/* out of memory, closing */
+};
+
+struct query;
+
+struct req {
+	struct req *prev;
+	struct req *next;
+	struct query *q;	/* while waiting for c-ares */
+	dns_callback cb;
+	void *arg;
+	uint64_t started_ns;
+	uint64_t deadline_ms;	/* on uv_now()'s clock */
+	struct dns_result *res;	/* owned; NULL: status alone */
+	enum dns_status status;
+	enum reason reason;
+};
+
+struct query {
+	struct dns_resolver *r;
+	struct req *req;	/* NULL once orphaned */
+	enum dns_type type;
+	char name[DNS_NAME_MAX + 1];
+};
+
+struct sock {
+	uv_poll_t poll;
+	struct dns_resolver *r;
+	struct sock *next;
+	ares_socket_t fd;
+};
+
+struct req_list {
+	struct req *head;
+	struct req *tail;
+	size_t n;
+};
+
+struct dns_resolver {
+	uv_loop_t *loop;
+	ares_channel channel;
+	struct dns_cache *cache;
+	struct dns_cache_options cache_opts;
+	struct dns_options o;
+	struct metrics_dns own_metrics;
+	struct metrics_dns *m;
+	uv_timer_t ares_timer;
+	uv_timer_t deadline_timer;
+	uv_check_t drain;
+	uv_idle_t keep_awake;
+	struct sock *socks;	/* open polls (closing ones are unlinked) */
+	struct req_list waiting;
+	struct req_list ready;
+	unsigned outstanding;	/* c-ares queries, orphans included */
+	unsigned handles;	/* initialised, not yet closed */
+	bool closing;
+};
+
+/* ---- lists ----------------------------------------------------------------- */
+
+static void
+list_append(struct req_list *l, struct req *q)
+{
+	q->next = NULL;
+	q->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = q;
+	else
+		l->head = q;
+	l->tail = q;
+	l->n++;
+}
+
+static void
+list_remove(struct req_list *l, struct req *q)
+{
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		l->head = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	else
+		l->tail = q->prev;
+	q->prev = q->next = NULL;
+	l->n--;
+}
+
+/* ---- delivery ---------------------------------------------------------------- */
+
+static void
+noop_idle(uv_idle_t *h)
+{
+	(void)h;
+}
+
+static void drain_ready(uv_check_t *h);
+
+static void
+make_ready(struct dns_resolver *r, struct req *q)
+{
+	list_append(&r->ready, q);
+	if (r->ready.n == 1 && !r->closing) {
+		uv_check_start(&r->drain, drain_ready);
+		uv_idle_start(&r->keep_awake, noop_idle);
+	}
+}
+
+static void
+count(struct dns_resolver *r, const struct req *q)
+{
+	struct metrics_dns *m = r->m;
+
+	m->lookups++;
+	metrics_dns_observe_latency(m, (uv_hrtime() - q->started_ns) / 1000);
+	switch (q->reason) {
+	case REASON_CACHE:
+		m->cache_hits++;
+		break;
+	case REASON_TIMEOUT:
+		m->timeouts++;
+		break;
+	case REASON_OVERFLOW:
+		m->overflows++;
+		break;
+	case REASON_ANSWER:
+		if (q->status == DNS_TEMPFAIL || q->status == DNS_PERMFAIL)
+			m->failures++;
+		break;
+	case REASON_LOCAL:
+		break;
+	}
+}
+
+static void
+deliver(struct dns_resolver *r, struct req *q)
+{
+	struct dns_result bare = {q->status, 0, 0, NULL};
+
+	count(r, q);
+	q->cb(q->arg, q->res != NULL ? q->res : &bare);
+	free(q->res);
+	free(q);
+}
+
+/*
+ * Deliver what was ready when the check began; lookups their callbacks
+ * start wait for the next turn, so a caller that keeps asking cannot
+ * hold the loop here.
+ */
+static void
+drain_ready(uv_check_t *h)
+{
+	struct dns_resolver *r = h->data;
+	size_t n = r->ready.n;
+	struct req *q;
+
+	while (n-- > 0 && !r->closing && (q = r->ready.head) != NULL) {
+		list_remove(&r->ready, q);
+		deliver(r, q);
+	}
+	if (r->ready.n == 0 && !r->closing) {
+		uv_check_stop(&r->drain);
+		uv_idle_stop(&r->keep_awake);
+	}
+}
+
+/* ---- c-ares on the loop ------------------------------------------------------ */
+
+static void on_ares_timer(uv_timer_t *h);
+
+static void
+arm_ares_timer(struct dns_resolver *r)
+{
+	struct timeval tv;
+	uint64_t ms;
+
+	if (r->channel == NULL || ares_timeout(r->channel, NULL, &tv) == NULL) {
+		uv_timer_stop(&r->ares_timer);
+		return;
+	}
+	ms = (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
+	uv_timer_start(&r->ares_timer, on_ares_timer, ms, 0);
+}
+
+static void
+on_ares_timer(uv_timer_t *h)
+{
+	struct dns_resolver *r = h->data;
+
+	if (r->channel == NULL)
+		return;
+	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	arm_ares_timer(r);
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct dns_resolver *r = h->data;
+
+	if (--r->handles == 0 && r->closing) {
+		dns_cache_free(r->cache);
+		free(r);
+		ares_library_cleanup();
+	}
+}
+
+static void
+on_sock_closed(uv_handle_t *h)
+{
+	struct sock *s = h->data;
+	struct dns_resolver *r = s->r;
+
+	free(s);
+	if (--r->handles == 0 && r->closing) {
+		dns_cache_free(r->cache);
+		free(r);
+		ares_library_cleanup();
+	}
+}
+
+static void
+sock_close(struct dns_resolver *r, struct sock *s)
+{
+	struct sock **pp = &r->socks;
+
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+static void
+on_poll(uv_poll_t *h, int status, int events)
+{
+	struct sock *s = h->data;
+	struct dns_resolver *r = s->r;
+	ares_socket_t fd = s->fd;
+
+	if (r->channel == NULL)
+		return;
+	/* On an error let c-ares try both ways: it notices and drops the
+	   socket (and may call sock_state to close this poll). */
+	if (status < 0)
+		ares_process_fd(r->channel, fd, fd);
+	else
+		ares_process_fd(r->channel,
+				(events & UV_READABLE) ? fd : ARES_SOCKET_BAD,
+				(events & UV_WRITABLE) ? fd : ARES_SOCKET_BAD);
+	arm_ares_timer(r);
+}
+
+static void
+sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns_resolver *r = data;
+	struct sock *s;
+
+	for (s = r->socks; s != NULL && s->fd != fd; s = s->next)
+		;
+	if (!readable && !writable) {
+		if (s != NULL)
+			sock_close(r, s);
+		return;
+	}
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			return;	/* the query times out; nothing else to do */
+		if (uv_poll_init_socket(r->loop, &s->poll, fd) < 0) {
+			free(s);
+			return;
+		}
+		s->poll.data = s;
+		s->r = r;
+		s->fd = fd;
+		s->next = r->socks;
+		r->socks = s;
+		r->handles++;
+	}
+	uv_poll_start(&s->poll, (readable ? UV_READABLE : 0) |
+		      (writable ? UV_WRITABLE : 0), on_poll);
+}
+
+/* ---- lookups -------------------------------------------------------------------- */
+
+static void on_deadline(uv_timer_t *h);
+
+static void
+arm_deadline(struct dns_resolver *r)
+{
+	uint64_t now = uv_now(r->loop);
+	struct req *head = r->waiting.head;
+
+	if (head == NULL || r->closing) {
+		uv_timer_stop(&r->deadline_timer);
+		return;
+	}
+	uv_timer_start(&r->deadline_timer, on_deadline,
+		       head->deadline_ms > now ? head->deadline_ms - now : 0, 0);
+}
+
+static void
+on_deadline(uv_timer_t *h)
+{
+	struct dns_resolver *r = h->data;
+	uint64_t now = uv_now(r->loop);
+	struct req *q;
+
+	while ((q = r->waiting.head) != NULL && q->deadline_ms <= now) {
+		list_remove(&r->waiting, q);
+		q->q->req = NULL;	/* c-ares keeps the query; it is orphaned */
+		q->q = NULL;
+		q->status = DNS_TEMPFAIL;
+		q->reason = REASON_TIMEOUT;
+		make_ready(r, q);
+	}
+	arm_deadline(r);
+}
+
+static void
+update_gauges(struct dns_resolver *r)
+{
+	struct dns_cache_stats st;
+
+	dns_cache_stats(r->cache, &st);
+	r->m->cache_entries = st.entries;
+	r->m->outstanding = r->outstanding;
+}
+
+/* c-ares is done with a query: cache what it learnt, answer the lookup. */
+static void
+on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct query *qy = arg;
+	struct dns_resolver *r = qy->r;
+	struct req *q = qy->req;
+	struct dns_parsed p;
+	int rc;
+
+	(void)timeouts;
+	r->outstanding--;
+	rc = dns_parse_answer(qy->type, status, abuf, alen, &p);
+	if (rc == 0 && p.cacheable && !r->closing) {
+		/* The caller sees the TTL the cache keeps it for. */
+		p.res->ttl = dns_cache_ttl_for(&r->cache_opts, p.res, p.soa_ttl);
+		dns_cache_put(r->cache, qy->type, qy->name, p.res, p.soa_ttl,
+			      uv_now(r->loop));
+	}
+	update_gauges(r);
+	if (q == NULL) {
+		free(p.res);
+		free(qy);
+		return;
+	}
+	list_remove(&r->waiting, q);
+	q->q = NULL;
+	q->res = p.res;
+	q->status = p.res != NULL ? p.res->status : DNS_TEMPFAIL;
+	q->reason = p.res == NULL ? REASON_LOCAL :
+		    p.timeout ? REASON_TIMEOUT : REASON_ANSWER;
+	free(qy);
+	make_ready(r, q);
+}
+
+/* Names c-ares would read escapes in, or no name could hold. */
+static bool
+plausible_name(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+
+	for (; *p != '\0'; p++) {
+		if (*p <= ' ' || *p == '\\' || *p >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+int
+dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name,
+	   dns_callback cb, void *arg)
+{
+	struct dns_result hit;
+	struct query *qy;
+	struct req *q;
+
+	if (r->closing)
+		return -ESHUTDOWN;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return -ENOMEM;
+	qy = malloc(sizeof(*qy));
+	if (qy == NULL || !plausible_name(name) ||
+	    dns_cache_normalize(name, qy->name) < 0) {
+		int rc = qy == NULL ? -ENOMEM : -EINVAL;
+
+		free(qy);
+		free(q);
+		return rc;
+	}
+	q->cb = cb;
+	q->arg = arg;
+	q->started_ns = uv_hrtime();
+	q->status = DNS_TEMPFAIL;
+	q->reason = REASON_LOCAL;
+	if (dns_cache_get(r->cache, type, qy->name, uv_now(r->loop), &hit) == 0) {
+		free(qy);
+		if (dns_cache_clone(&hit, &q->res) == 0)
+			q->reason = REASON_CACHE;
+		update_gauges(r);
+		make_ready(r, q);
+		return 0;
+	}
+	if (r->outstanding >= r->o.max_outstanding) {
+		free(qy);
+		q->reason = REASON_OVERFLOW;
+		make_ready(r, q);
+		return 0;
+	}
+	qy->r = r;
+	qy->req = q;
+	qy->type = type;
+	q->q = qy;
+	q->deadline_ms = uv_now(r->loop) + r->o.timeout_ms;
+	list_append(&r->waiting, q);
+	r->outstanding++;
+	r->m->queries_sent++;
+	/* c-ares may call on_answer before returning (no server, no
+	   socket); on_answer only queues, so that is safe here. */
+	ares_query(r->channel, qy->name, 1 /* C_IN */, (int)type, on_answer, qy);
+	update_gauges(r);
+	arm_ares_timer(r);
+	if (r->waiting.head == q)
+		arm_deadline(r);
+	return 0;
+}
+
+/* ---- open and close ------------------------------------------------------------ */
+
+void
+dns_options_from_config(struct dns_options *o, const struct config *cfg)
+{
+	memset(o, 0, sizeof(*o));
+	o->servers = cfg->resolver.items;
+	o->nservers = cfg->resolver.n;
+	o->timeout_ms = (uint32_t)cfg->dns_timeout * 1000;
+	o->budget_ms = (uint32_t)cfg->dns_budget * 1000;
+	o->cache_entries = cfg->dns_cache_size;
+	o->max_outstanding = cfg->dns_max_outstanding;
+}
+
+/* "a:p,[v6]:p,..." for ares_set_servers_ports_csv(). */
+static int
+servers_csv(const struct dns_options *o, char *csv, size_t size, char *err,
+	    size_t errsz)
+{
+	size_t len = 0;
+	size_t i;
+
+	csv[0] = '\0';
+	for (i = 0; i < o->nservers; i++) {
+		char host[64];
+		unsigned port;
+		int n;
+
+		if (config_parse_nameserver(o->servers[i], host, sizeof(host),
+					    &port) < 0) {
+			snprintf(err, errsz, "resolver: bad nameserver '%s'",
+				 o->servers[i]);
+			return -EINVAL;
+		}
+		n = snprintf(csv + len, size - len,
+			     strchr(host, ':') ? "%s[%s]:%u" : "%s%s:%u",
+			     i > 0 ? "," : "", host, port);
+		if (n < 0 || (size_t)n >= size - len) {
+			snprintf(err, errsz, "resolver: too many nameservers");
+			return -E2BIG;
+		}
+		len += (size_t)n;
+	}
+	return 0;
+}
+
+static int
+open_channel(struct dns_resolver *r, char *err, size_t errsz)
+{
+	struct ares_options ao;
+	char csv[2048];
+	int rc;
+
+	rc = servers_csv(&r->o, csv, sizeof(csv), err, errsz);
+	if (rc < 0)
+		return rc;
+	memset(&ao, 0, sizeof(ao));
+	/* Two tries; c-ares doubles the wait for the second, so one
+	   server's tries end at about timeout_ms (the lookup's own
+	   deadline is the hard limit either way). */
+	ao.timeout = (int)(r->o.timeout_ms / 3 > 100 ? r->o.timeout_ms / 3 : 100);
+	ao.tries = 2;
+	ao.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+	ao.sock_state_cb = sock_state;
+	ao.sock_state_cb_data = r;
+	rc = ares_init_options(&r->channel, &ao, ARES_OPT_TIMEOUTMS |
+			       ARES_OPT_TRIES | ARES_OPT_FLAGS |
+			       ARES_OPT_SOCK_STATE_CB);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares: %s", ares_strerror(rc));
+		r->channel = NULL;
+		return -EIO;
+	}
+	if (csv[0] != '\0' &&
+	    (rc = ares_set_servers_ports_csv(r->channel, csv)) != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares: nameservers '%s': %s", csv,
+			 ares_strerror(rc));
+		ares_destroy(r->channel);
+		r->channel = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+init_handles(struct dns_resolver *r)
+{
+	uv_timer_init(r->loop, &r->ares_timer);
+	r->ares_timer.data = r;
+	uv_timer_init(r->loop, &r->deadline_timer);
+	r->deadline_timer.data = r;
+	uv_check_init(r->loop, &r->drain);
+	r->drain.data = r;
+	uv_idle_init(r->loop, &r->keep_awake);
+	r->keep_awake.data = r;
+	r->handles = 4;
+}
+
+int
+dns_open(struct dns_resolver **out, uv_loop_t *loop,
+	 const struct dns_options *o, struct metrics_dns *m, char *err,
+	 size_t errsz)
+{
+	struct dns_cache_options co;
+	struct dns_resolver *r;
+	int rc;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	r->loop = loop;
+	r->o = *o;
+	r->o.servers = NULL;	/* read once here, not kept */
+	if (r->o.max_outstanding == 0)
+		r->o.max_outstanding = 1;
+	r->m = m != NULL ? m : &r->own_metrics;
+	dns_cache_default_options(&co);
+	co.max_entries = o->cache_entries;
+	co.max_bytes = o->cache_entries * DNS_CACHE_BYTES_PER_ENTRY;
+	if (uv_random(NULL, NULL, &co.seed, sizeof(co.seed), 0, NULL) < 0)
+		co.seed = uv_hrtime();
+	r->cache_opts = co;
+	rc = dns_cache_new(&r->cache, &co);
+	if (rc < 0) {
+		snprintf(err, errsz, "out of memory");
+		free(r);
+		return rc;
+	}
+	ares_library_init(ARES_LIB_INIT_ALL);
+	r->o.servers = o->servers;
+	rc = open_channel(r, err, errsz);
+	r->o.servers = NULL;
+	if (rc < 0) {
+		dns_cache_free(r->cache);
+		free(r);
+		ares_library_cleanup();
+		return rc;
+	}
+	init_handles(r);
+	*out = r;
+	return 0;
+}
+
+void
+dns_close(struct dns_resolver *r)
+{
+	struct req *q;
+
+	if (r == NULL || r->closing)
+		return;
+	r->closing = true;
+	/* c-ares answers every pending query (ARES_EDESTRUCTION), which
+	   moves its lookup to the ready list, and closes its sockets. */
+	ares_destroy(r->channel);
+	r->channel = NULL;
+	while ((q = r->waiting.head) != NULL) {
+		list_remove(&r->waiting, q);
+		if (q->q != NULL)
+			q->q->req = NULL;
+		q->status = DNS_TEMPFAIL;
+		q->reason = REASON_LOCAL;
+		make_ready(r, q);
+	}
+	while ((q = r->ready.head) != NULL) {
+		list_remove(&r->ready, q);
+		deliver(r, q);
+	}
+	while (r->socks != NULL)
+		sock_close(r, r->socks);
+	uv_close((uv_handle_t *)&r->ares_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&r->deadline_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&r->drain, on_handle_closed);
+	uv_close((uv_handle_t *)&r->keep_awake, on_handle_closed);
+}
+
+uint32_t
+dns_budget_ms(const struct dns_resolver *r)
+{
+	return r->o.budget_ms;
+}
+
+const struct metrics_dns *
+dns_metrics(const struct dns_resolver *r)
+{
+	return r->m;
+}
