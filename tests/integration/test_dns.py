@@ -85,7 +85,7 @@ class Run:
     """One dnsq run: its answers by sequence number, and its counters."""
 
     def __init__(self, proc):
-        self.out = proc.stdout
+        self.out = proc.stdout + proc.stderr
         self.rc = proc.returncode
         self.answers = {}
         self.refused = []
