@@ -1,10 +1,6 @@
 /*
- * dns - c-ares driven by the libuv loop, with a bounded answer cache.
- *
- * How c-ares meets the loop: its socket state callback opens, changes
- * and closes one uv_poll per socket; readiness goes to ares_process_fd();
- * a uv_timer fires when ares_timeout() says c-ares has retries or
- * timeouts due.
+ * dns - lookups through a c-ares channel on the loop (dns_channel.c),
+ * with a bounded answer cache (dns_cache.c) in front.
  *
  * A lookup (struct req) is the caller's side; a query (struct query) is
  * c-ares's.  They are apart because c-ares (1.18) cannot cancel one
@@ -20,9 +16,9 @@
  * list is not empty).  So callbacks may start lookups or close the
  * resolver without c-ares or this file being on the stack.
  *
- * Owner: the loop thread.  Handles are embedded here (the per-socket
- * polls in their own small structs); dns_close() is the one close path
- * and the last close callback frees the resolver.
+ * Owner: the loop thread.  Handles are embedded here and in the
+ * channel; dns_close() is the one close path, and the last close
+ * callback (ours or the channel's) frees the resolver.
  */
 #include "dns.h"
 
@@ -32,9 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ares.h>
-
 #include "dns_cache.h"
+#include "dns_channel.h"
 #include "dns_parse.h"
 
 enum reason {
@@ -67,13 +62,6 @@ struct query {
 	char name[DNS_NAME_MAX + 1];
 };
 
-struct sock {
-	uv_poll_t poll;
-	struct dns_resolver *r;
-	struct sock *next;
-	ares_socket_t fd;
-};
-
 struct req_list {
 	struct req *head;
 	struct req *tail;
@@ -82,22 +70,21 @@ struct req_list {
 
 struct dns_resolver {
 	uv_loop_t *loop;
-	ares_channel channel;
+	struct dns_channel channel;
 	struct dns_cache *cache;
 	struct dns_cache_options cache_opts;
 	struct dns_options o;
 	struct metrics_dns own_metrics;
 	struct metrics_dns *m;
-	uv_timer_t ares_timer;
 	uv_timer_t deadline_timer;
 	uv_check_t drain;
 	uv_idle_t keep_awake;
-	struct sock *socks;	/* open polls (closing ones are unlinked) */
 	struct req_list waiting;
 	struct req_list ready;
 	unsigned outstanding;	/* c-ares queries, orphans included */
-	unsigned handles;	/* initialised, not yet closed */
+	unsigned handles;	/* ours, initialised and not yet closed */
 	bool closing;
+	bool channel_closed;
 };
 
 /* ---- lists ----------------------------------------------------------------- */
@@ -209,33 +196,13 @@ drain_ready(uv_check_t *h)
 	}
 }
 
-/* ---- c-ares on the loop ------------------------------------------------------ */
-
-static void on_ares_timer(uv_timer_t *h);
-
 static void
-arm_ares_timer(struct dns_resolver *r)
+maybe_free(struct dns_resolver *r)
 {
-	struct timeval tv;
-	uint64_t ms;
-
-	if (r->channel == NULL || ares_timeout(r->channel, NULL, &tv) == NULL) {
-		uv_timer_stop(&r->ares_timer);
-		return;
+	if (r->handles == 0 && r->channel_closed) {
+		dns_cache_free(r->cache);
+		free(r);
 	}
-	ms = (uint64_t)tv.tv_sec * 1000 + ((uint64_t)tv.tv_usec + 999) / 1000;
-	uv_timer_start(&r->ares_timer, on_ares_timer, ms, 0);
-}
-
-static void
-on_ares_timer(uv_timer_t *h)
-{
-	struct dns_resolver *r = h->data;
-
-	if (r->channel == NULL)
-		return;
-	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	arm_ares_timer(r);
 }
 
 static void
@@ -243,88 +210,17 @@ on_handle_closed(uv_handle_t *h)
 {
 	struct dns_resolver *r = h->data;
 
-	if (--r->handles == 0 && r->closing) {
-		dns_cache_free(r->cache);
-		free(r);
-		ares_library_cleanup();
-	}
+	r->handles--;
+	maybe_free(r);
 }
 
 static void
-on_sock_closed(uv_handle_t *h)
+on_channel_closed(void *arg)
 {
-	struct sock *s = h->data;
-	struct dns_resolver *r = s->r;
+	struct dns_resolver *r = arg;
 
-	free(s);
-	if (--r->handles == 0 && r->closing) {
-		dns_cache_free(r->cache);
-		free(r);
-		ares_library_cleanup();
-	}
-}
-
-static void
-sock_close(struct dns_resolver *r, struct sock *s)
-{
-	struct sock **pp = &r->socks;
-
-	while (*pp != s)
-		pp = &(*pp)->next;
-	*pp = s->next;
-	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-}
-
-static void
-on_poll(uv_poll_t *h, int status, int events)
-{
-	struct sock *s = h->data;
-	struct dns_resolver *r = s->r;
-	ares_socket_t fd = s->fd;
-
-	if (r->channel == NULL)
-		return;
-	/* On an error let c-ares try both ways: it notices and drops the
-	   socket (and may call sock_state to close this poll). */
-	if (status < 0)
-		ares_process_fd(r->channel, fd, fd);
-	else
-		ares_process_fd(r->channel,
-				(events & UV_READABLE) ? fd : ARES_SOCKET_BAD,
-				(events & UV_WRITABLE) ? fd : ARES_SOCKET_BAD);
-	arm_ares_timer(r);
-}
-
-static void
-sock_state(void *data, ares_socket_t fd, int readable, int writable)
-{
-	struct dns_resolver *r = data;
-	struct sock *s;
-
-	for (s = r->socks; s != NULL && s->fd != fd; s = s->next)
-		;
-	if (!readable && !writable) {
-		if (s != NULL)
-			sock_close(r, s);
-		return;
-	}
-	if (s == NULL) {
-		s = calloc(1, sizeof(*s));
-		if (s == NULL)
-			return;	/* the query times out; nothing else to do */
-		if (uv_poll_init_socket(r->loop, &s->poll, fd) < 0) {
-			free(s);
-			return;
-		}
-		s->poll.data = s;
-		s->r = r;
-		s->fd = fd;
-		s->next = r->socks;
-		r->socks = s;
-		r->handles++;
-	}
-	uv_poll_start(&s->poll, (readable ? UV_READABLE : 0) |
-		      (writable ? UV_WRITABLE : 0), on_poll);
+	r->channel_closed = true;
+	maybe_free(r);
 }
 
 /* ---- lookups -------------------------------------------------------------------- */
@@ -472,9 +368,8 @@ dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name,
 	r->m->queries_sent++;
 	/* c-ares may call on_answer before returning (no server, no
 	   socket); on_answer only queues, so that is safe here. */
-	ares_query(r->channel, qy->name, 1 /* C_IN */, (int)type, on_answer, qy);
+	dns_channel_query(&r->channel, qy->name, (int)type, on_answer, qy);
 	update_gauges(r);
-	arm_ares_timer(r);
 	if (r->waiting.head == q)
 		arm_deadline(r);
 	return 0;
@@ -494,88 +389,16 @@ dns_options_from_config(struct dns_options *o, const struct config *cfg)
 	o->max_outstanding = cfg->dns_max_outstanding;
 }
 
-/* "a:p,[v6]:p,..." for ares_set_servers_ports_csv(). */
-static int
-servers_csv(const struct dns_options *o, char *csv, size_t size, char *err,
-	    size_t errsz)
-{
-	size_t len = 0;
-	size_t i;
-
-	csv[0] = '\0';
-	for (i = 0; i < o->nservers; i++) {
-		char host[64];
-		unsigned port;
-		int n;
-
-		if (config_parse_nameserver(o->servers[i], host, sizeof(host),
-					    &port) < 0) {
-			snprintf(err, errsz, "resolver: bad nameserver '%s'",
-				 o->servers[i]);
-			return -EINVAL;
-		}
-		n = snprintf(csv + len, size - len,
-			     strchr(host, ':') ? "%s[%s]:%u" : "%s%s:%u",
-			     i > 0 ? "," : "", host, port);
-		if (n < 0 || (size_t)n >= size - len) {
-			snprintf(err, errsz, "resolver: too many nameservers");
-			return -E2BIG;
-		}
-		len += (size_t)n;
-	}
-	return 0;
-}
-
-static int
-open_channel(struct dns_resolver *r, char *err, size_t errsz)
-{
-	struct ares_options ao;
-	char csv[2048];
-	int rc;
-
-	rc = servers_csv(&r->o, csv, sizeof(csv), err, errsz);
-	if (rc < 0)
-		return rc;
-	memset(&ao, 0, sizeof(ao));
-	/* Two tries; c-ares doubles the wait for the second, so one
-	   server's tries end at about timeout_ms (the lookup's own
-	   deadline is the hard limit either way). */
-	ao.timeout = (int)(r->o.timeout_ms / 3 > 100 ? r->o.timeout_ms / 3 : 100);
-	ao.tries = 2;
-	ao.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	ao.sock_state_cb = sock_state;
-	ao.sock_state_cb_data = r;
-	rc = ares_init_options(&r->channel, &ao, ARES_OPT_TIMEOUTMS |
-			       ARES_OPT_TRIES | ARES_OPT_FLAGS |
-			       ARES_OPT_SOCK_STATE_CB);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errsz, "c-ares: %s", ares_strerror(rc));
-		r->channel = NULL;
-		return -EIO;
-	}
-	if (csv[0] != '\0' &&
-	    (rc = ares_set_servers_ports_csv(r->channel, csv)) != ARES_SUCCESS) {
-		snprintf(err, errsz, "c-ares: nameservers '%s': %s", csv,
-			 ares_strerror(rc));
-		ares_destroy(r->channel);
-		r->channel = NULL;
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static void
 init_handles(struct dns_resolver *r)
 {
-	uv_timer_init(r->loop, &r->ares_timer);
-	r->ares_timer.data = r;
 	uv_timer_init(r->loop, &r->deadline_timer);
 	r->deadline_timer.data = r;
 	uv_check_init(r->loop, &r->drain);
 	r->drain.data = r;
 	uv_idle_init(r->loop, &r->keep_awake);
 	r->keep_awake.data = r;
-	r->handles = 4;
+	r->handles = 3;
 }
 
 int
@@ -611,14 +434,11 @@ dns_open(struct dns_resolver **out, uv_loop_t *loop,
 		free(r);
 		return rc;
 	}
-	ares_library_init(ARES_LIB_INIT_ALL);
-	r->o.servers = o->servers;
-	rc = open_channel(r, err, errsz);
-	r->o.servers = NULL;
+	rc = dns_channel_open(&r->channel, loop, o->servers, o->nservers,
+			      o->timeout_ms, err, errsz);
 	if (rc < 0) {
 		dns_cache_free(r->cache);
 		free(r);
-		ares_library_cleanup();
 		return rc;
 	}
 	init_handles(r);
@@ -636,8 +456,7 @@ dns_close(struct dns_resolver *r)
 	r->closing = true;
 	/* c-ares answers every pending query (ARES_EDESTRUCTION), which
 	   moves its lookup to the ready list, and closes its sockets. */
-	ares_destroy(r->channel);
-	r->channel = NULL;
+	dns_channel_close(&r->channel, on_channel_closed, r);
 	while ((q = r->waiting.head) != NULL) {
 		list_remove(&r->waiting, q);
 		if (q->q != NULL)
@@ -650,9 +469,6 @@ dns_close(struct dns_resolver *r)
 		list_remove(&r->ready, q);
 		deliver(r, q);
 	}
-	while (r->socks != NULL)
-		sock_close(r, r->socks);
-	uv_close((uv_handle_t *)&r->ares_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->deadline_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&r->drain, on_handle_closed);
 	uv_close((uv_handle_t *)&r->keep_awake, on_handle_closed);

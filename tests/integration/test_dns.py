@@ -348,6 +348,16 @@ class ServerTests(unittest.TestCase):
         self.assertIn("a.test rc=-%d" % errno.ESHUTDOWN, r.refused[0])
         self.assertLess(time.monotonic() - start, 1.0)
 
+    def test_close_from_inside_a_callback(self):
+        # After the barrier, dnsq runs the rest from a.test's callback:
+        # the lookup and dns_close() happen inside the resolver's delivery.
+        r = dnsq(self.opts, ["A:a.test", "A:a.test", "wait",
+                             "A:silent.test", "close", "A:a.test"])
+        self.assertEqual(r.rc, 0, r.out)
+        self.assertEqual([r[1].status, r[2].status, r[3].status],
+                         ["OK", "OK", "TEMPFAIL"])
+        self.assertEqual(len(r.refused), 1, r.out)
+
     def test_bad_names_are_refused(self):
         r = dnsq(self.opts, ["A:bad name.test", "A:" + "a" * 254,
                              "A:back\\slash.test", "A:a.test"])
