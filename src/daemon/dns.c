@@ -8,7 +8,10 @@
  * TEMPFAIL and its query is orphaned, still counted as outstanding
  * until c-ares lets go of it, and its late answer still fills the cache.
  * Every lookup has the same timeout, so the waiting list in start order
- * is also in deadline order and one timer serves them all.
+ * is also in deadline order and one timer serves them all.  A lookup
+ * for a (type, name) already in flight joins that query rather than
+ * sending another: the recipients of one message ask the same things
+ * at the same moment.
  *
  * Nothing calls back a caller from inside dns_lookup() or from inside
  * c-ares: finished lookups go on the ready list, which a uv_check drains
@@ -46,6 +49,7 @@ struct req {
 	struct req *prev;
 	struct req *next;
 	struct query *q;	/* while waiting for c-ares */
+	struct req *qnext;	/* the query's other lookups */
 	dns_callback cb;
 	void *arg;
 	uint64_t started_ns;
@@ -57,7 +61,9 @@ struct req {
 
 struct query {
 	struct dns_resolver *r;
-	struct req *req;	/* NULL once orphaned */
+	struct query *prev;	/* in flight, for lookups to join */
+	struct query *next;
+	struct req *reqs;	/* waiting for it; none once orphaned */
 	enum dns_type type;
 	char name[DNS_NAME_MAX + 1];
 };
@@ -81,6 +87,7 @@ struct dns_resolver {
 	uv_idle_t keep_awake;
 	struct req_list waiting;
 	struct req_list ready;
+	struct query *queries;	/* in flight */
 	unsigned outstanding;	/* c-ares queries, orphans included */
 	unsigned handles;	/* ours, initialised and not yet closed */
 	bool closing;
@@ -228,6 +235,49 @@ on_channel_closed(void *arg)
 static void on_deadline(uv_timer_t *h);
 
 static void
+query_join(struct query *qy, struct req *q)
+{
+	q->q = qy;
+	q->qnext = qy->reqs;
+	qy->reqs = q;
+}
+
+static void
+query_leave(struct req *q)
+{
+	struct req **pp = &q->q->reqs;
+
+	while (*pp != q)
+		pp = &(*pp)->qnext;
+	*pp = q->qnext;
+	q->q = NULL;
+	q->qnext = NULL;
+}
+
+static struct query *
+query_in_flight(struct dns_resolver *r, enum dns_type type, const char *name)
+{
+	struct query *qy;
+
+	for (qy = r->queries; qy != NULL; qy = qy->next) {
+		if (qy->type == type && strcmp(qy->name, name) == 0)
+			return qy;
+	}
+	return NULL;
+}
+
+static void
+query_unlink(struct dns_resolver *r, struct query *qy)
+{
+	if (qy->prev != NULL)
+		qy->prev->next = qy->next;
+	else
+		r->queries = qy->next;
+	if (qy->next != NULL)
+		qy->next->prev = qy->prev;
+}
+
+static void
 arm_deadline(struct dns_resolver *r)
 {
 	uint64_t now = uv_now(r->loop);
@@ -250,8 +300,7 @@ on_deadline(uv_timer_t *h)
 
 	while ((q = r->waiting.head) != NULL && q->deadline_ms <= now) {
 		list_remove(&r->waiting, q);
-		q->q->req = NULL;	/* c-ares keeps the query; it is orphaned */
-		q->q = NULL;
+		query_leave(q);	/* c-ares keeps the query, maybe orphaned */
 		q->status = DNS_TEMPFAIL;
 		q->reason = REASON_TIMEOUT;
 		make_ready(r, q);
@@ -275,12 +324,13 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct query *qy = arg;
 	struct dns_resolver *r = qy->r;
-	struct req *q = qy->req;
+	struct req *q;
 	struct dns_parsed p;
 	int rc;
 
 	(void)timeouts;
 	r->outstanding--;
+	query_unlink(r, qy);
 	rc = dns_parse_answer(qy->type, status, abuf, alen, &p);
 	if (rc == 0 && p.cacheable && !r->closing) {
 		/* The caller sees the TTL the cache keeps it for. */
@@ -289,19 +339,25 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 			      uv_now(r->loop));
 	}
 	update_gauges(r);
-	if (q == NULL) {
-		free(p.res);
-		free(qy);
-		return;
+	/* Each lookup gets its own copy: each is freed after its callback. */
+	while ((q = qy->reqs) != NULL) {
+		query_leave(q);
+		list_remove(&r->waiting, q);
+		q->status = p.res != NULL ? p.res->status : DNS_TEMPFAIL;
+		q->reason = p.res == NULL ? REASON_LOCAL :
+			    p.timeout ? REASON_TIMEOUT : REASON_ANSWER;
+		if (qy->reqs == NULL) {
+			q->res = p.res;
+			p.res = NULL;
+		} else if (p.res != NULL &&
+			   dns_cache_clone(p.res, &q->res) < 0) {
+			q->status = DNS_TEMPFAIL;
+			q->reason = REASON_LOCAL;
+		}
+		make_ready(r, q);
 	}
-	list_remove(&r->waiting, q);
-	q->q = NULL;
-	q->res = p.res;
-	q->status = p.res != NULL ? p.res->status : DNS_TEMPFAIL;
-	q->reason = p.res == NULL ? REASON_LOCAL :
-		    p.timeout ? REASON_TIMEOUT : REASON_ANSWER;
+	free(p.res);
 	free(qy);
-	make_ready(r, q);
 }
 
 /* Names c-ares would read escapes in, or no name could hold. */
@@ -322,6 +378,7 @@ dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name,
 	   dns_callback cb, void *arg)
 {
 	struct dns_result hit;
+	struct query *joined;
 	struct query *qy;
 	struct req *q;
 
@@ -352,6 +409,16 @@ dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name,
 		make_ready(r, q);
 		return 0;
 	}
+	q->deadline_ms = uv_now(r->loop) + r->o.timeout_ms;
+	joined = query_in_flight(r, type, qy->name);
+	if (joined != NULL) {
+		free(qy);
+		query_join(joined, q);
+		list_append(&r->waiting, q);
+		if (r->waiting.head == q)
+			arm_deadline(r);
+		return 0;
+	}
 	if (r->outstanding >= r->o.max_outstanding) {
 		free(qy);
 		q->reason = REASON_OVERFLOW;
@@ -359,10 +426,14 @@ dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name,
 		return 0;
 	}
 	qy->r = r;
-	qy->req = q;
+	qy->reqs = NULL;
 	qy->type = type;
-	q->q = qy;
-	q->deadline_ms = uv_now(r->loop) + r->o.timeout_ms;
+	qy->prev = NULL;
+	qy->next = r->queries;
+	if (r->queries != NULL)
+		r->queries->prev = qy;
+	r->queries = qy;
+	query_join(qy, q);
 	list_append(&r->waiting, q);
 	r->outstanding++;
 	r->m->queries_sent++;
@@ -460,7 +531,7 @@ dns_close(struct dns_resolver *r)
 	while ((q = r->waiting.head) != NULL) {
 		list_remove(&r->waiting, q);
 		if (q->q != NULL)
-			q->q->req = NULL;
+			query_leave(q);
 		q->status = DNS_TEMPFAIL;
 		q->reason = REASON_LOCAL;
 		make_ready(r, q);

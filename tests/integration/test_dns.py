@@ -254,6 +254,27 @@ class ServerTests(unittest.TestCase):
         self.assertEqual(r[4].ttl, dnsserver.NEG_TTL)
         self.assertEqual(r.counters["hits"], 3)
 
+    def test_concurrent_lookups_of_one_name_share_a_query(self):
+        # The recipients of one message ask the same thing at once: one
+        # query answers them all, each with its own copy.
+        r = dnsq(self.opts, ["A:a.test", "A:A.test", "A:a.test.",
+                             "A:short.test", "AAAA:a.test"])
+        self.assertEqual(r.rc, 0, r.out)
+        self.assertEqual([r[i].records for i in (1, 2, 3)],
+                         [["192.0.2.1"]] * 3)
+        self.assertEqual(self.srv.queries("a.test", A), 1)
+        self.assertEqual(self.srv.queries("short.test", A), 1)
+        self.assertEqual(self.srv.queries("a.test", AAAA), 1)
+        self.assertEqual(r.counters["sent"], 3)
+
+    def test_shared_query_times_out_for_everyone_once(self):
+        r = dnsq(self.opts, ["A:silent.test", "A:silent.test", "wait",
+                             "A:a.test"])
+        self.assertEqual(r.rc, 0, r.out)
+        self.assertEqual([r[1].status, r[2].status], ["TEMPFAIL"] * 2)
+        self.assertEqual(r[3].status, "OK")
+        self.assertEqual(r.counters["timeouts"], 2)
+
     def test_no_cache_asks_every_time(self):
         opts = dict(self.opts, dns_cache_size="0")
         r = dnsq(opts, ["A:a.test", "wait", "A:a.test"])
