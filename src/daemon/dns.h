@@ -1,8 +1,9 @@
 /*
  * dns - asynchronous DNS lookups on the daemon's libuv loop (c-ares).
  *
- * dns_lookup() answers from the cache (src/lib/dns_cache.c) or sends a
- * query, and later calls back exactly once with a dns_result that is
+ * dns_lookup() answers from the cache (src/lib/dns_cache.c), joins a
+ * query in flight for the same (type, name), or sends one, and later
+ * calls back exactly once with a dns_result that is
  * valid only during the call.  The callback never runs inside
  * dns_lookup(): answers, cache hits and immediate failures are all
  * delivered from the loop, so callers never re-enter themselves.  A
