@@ -89,6 +89,12 @@ static const struct key keys[] = {
 	{"redis_password", KT_STRING, OFF(redis_password), "", 0, 0},
 	{"redis_prefix", KT_STRING, OFF(redis_prefix), "greyhold:", 0, 0},
 	{"verbose", KT_BOOL, OFF(verbose), "no", 0, 1},
+	{"resolver", KT_LIST, OFF(resolver), "", 0, 0},
+	{"dns_timeout", KT_DURATION, OFF(dns_timeout), "2s", 1, 30},
+	/* Far below Postfix's 100s policy timeout (smtpd_policy_service_timeout). */
+	{"dns_budget", KT_DURATION, OFF(dns_budget), "3s", 1, 60},
+	{"dns_cache_size", KT_UINT, OFF(dns_cache_size), "10000", 0, 1000000},
+	{"dns_max_outstanding", KT_UINT, OFF(dns_max_outstanding), "500", 1, 100000},
 };
 #undef OFF
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -354,6 +360,50 @@ config_parse_inet(const char *text, char *host, size_t hostsz, unsigned *port)
 	if (addr_parse(&a, text, hlen) < 0 || hlen + 1 > hostsz)
 		return -EINVAL;
 	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	return 0;
+}
+
+int
+config_parse_nameserver(const char *text, char *host, size_t hostsz,
+			unsigned *port)
+{
+	const char *h = text;
+	const char *rest;
+	size_t hlen;
+	uint64_t v;
+	struct addr a;
+	int n;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL)
+			return -EINVAL;
+		h = text + 1;
+		hlen = (size_t)(close - h);
+		rest = close + 1;
+	} else {
+		const char *colon = strchr(text, ':');
+
+		/* Two colons or more: a bare IPv6 address, no port. */
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			colon = NULL;
+		hlen = colon != NULL ? (size_t)(colon - text) : strlen(text);
+		rest = text + hlen;
+	}
+	*port = 53;
+	if (rest[0] == ':') {
+		n = parse_u64(rest + 1, 10, &v);
+		if (n < 0 || rest[1 + n] != '\0' || v == 0 || v > 65535)
+			return -EINVAL;
+		*port = (unsigned)v;
+	} else if (rest[0] != '\0') {
+		return -EINVAL;
+	}
+	if (addr_parse(&a, h, hlen) < 0 || hlen + 1 > hostsz)
+		return -EINVAL;
+	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	return 0;
 }
@@ -681,6 +731,23 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 				"privacy = yes: this greyhold was built without "
 				"libsodium (install libsodium-dev and rebuild)");
 #endif
+	for (i = 0; i < cfg->resolver.n; i++) {
+		if (config_parse_nameserver(cfg->resolver.items[i], host,
+					    sizeof(host), &port) < 0)
+			return error_at(err, errsz, -EINVAL,
+					origin_of(o, "resolver"),
+					"resolver = '%s': expected a numeric address "
+					"with an optional port, e.g. 127.0.0.1, "
+					"127.0.0.1:5353 or [::1]:53",
+					cfg->resolver.items[i]);
+	}
+	/* One lookup that may outlast the whole budget would be cut anyway. */
+	if (cfg->dns_timeout > cfg->dns_budget)
+		return error_at(err, errsz, -EINVAL,
+				origin_of_pair(o, "dns_timeout", "dns_budget"),
+				"dns_timeout (%" PRId64 "s) must not be longer than "
+				"dns_budget (%" PRId64 "s)", cfg->dns_timeout,
+				cfg->dns_budget);
 	if (cfg->dbdir[0] == '\0')
 		return error_at(err, errsz, -EINVAL, origin_of(o, "dbdir"),
 				"dbdir is empty");

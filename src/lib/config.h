@@ -69,6 +69,13 @@ struct config {
 	bool privacy;		/* store keyed hashes, not addresses */
 	char *privacy_key_file;	/* "" = DBDIR/privacy.key */
 	bool verbose;
+
+	/* DNS (src/daemon/dns.c): SPF, verified names, DNS lists. */
+	struct config_list resolver;	/* nameservers; empty = resolv.conf */
+	int64_t dns_timeout;		/* one lookup, seconds */
+	int64_t dns_budget;		/* all lookups for one request */
+	unsigned dns_cache_size;	/* answers cached; 0 = none */
+	unsigned dns_max_outstanding;	/* queries in flight at most */
 };
 
 /* One command-line setting, applied after the file. */
@@ -103,6 +110,13 @@ int config_parse_inet(const char *text, char *host, size_t hostsz,
  */
 void config_engine_params(const struct config *cfg, struct engine_params *out);
 void config_triplet_opts(const struct config *cfg, struct triplet_opts *out);
+
+/*
+ * Parse a nameserver: "192.0.2.1", "192.0.2.1:5353", "2001:db8::1",
+ * "[2001:db8::1]" or "[::1]:5353" (numeric only; port 53 if none).
+ */
+int config_parse_nameserver(const char *text, char *host, size_t hostsz,
+			    unsigned *port);
 
 /* Parse "300", "300s", "5m", "2h", "35d", "1w" into seconds. */
 int config_parse_duration(const char *text, int64_t *out);

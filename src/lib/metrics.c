@@ -53,16 +53,30 @@ metrics_result_for(const struct engine_verdict *v, int err)
 	return RESULT_STORE_FAILURE;
 }
 
-void
-metrics_observe_latency(struct metrics *m, uint64_t usec)
+static size_t
+latency_bucket(uint64_t usec)
 {
 	size_t i;
 
-	m->latency_count++;
-	m->latency_sum_usec += usec;
 	for (i = 0; i < METRICS_LATENCY_BUCKETS && usec > latency_bounds[i]; i++)
 		;
-	m->latency[i]++;
+	return i;
+}
+
+void
+metrics_observe_latency(struct metrics *m, uint64_t usec)
+{
+	m->latency_count++;
+	m->latency_sum_usec += usec;
+	m->latency[latency_bucket(usec)]++;
+}
+
+void
+metrics_dns_observe_latency(struct metrics_dns *m, uint64_t usec)
+{
+	m->latency_count++;
+	m->latency_sum_usec += usec;
+	m->latency[latency_bucket(usec)]++;
 }
 
 uint64_t
@@ -183,5 +197,46 @@ metrics_format(char *buf, size_t size, const struct metrics *m,
 		"Records removed by the expiry sweep.", ss->expired);
 	gauge(&o, "greyhold_store_map_size_bytes", "LMDB map size.",
 	      ss->map_size);
+	return o.len;
+}
+
+size_t
+metrics_format_dns(char *buf, size_t size, const struct metrics_dns *m)
+{
+	struct out o = {buf, size, 0};
+	uint64_t cumulative = 0;
+	size_t i;
+
+	counter(&o, "greyhold_dns_lookups_total",
+		"DNS lookups answered (from the cache or a server).", m->lookups);
+	counter(&o, "greyhold_dns_cache_hits_total",
+		"DNS lookups answered from the cache.", m->cache_hits);
+	counter(&o, "greyhold_dns_queries_total", "DNS queries sent.",
+		m->queries_sent);
+	counter(&o, "greyhold_dns_timeouts_total",
+		"DNS lookups without an answer within dns_timeout.", m->timeouts);
+	counter(&o, "greyhold_dns_failures_total",
+		"DNS lookups that failed otherwise (SERVFAIL, refused, malformed).",
+		m->failures);
+	counter(&o, "greyhold_dns_overflows_total",
+		"DNS lookups failed at once: dns_max_outstanding queries in flight.",
+		m->overflows);
+	gauge(&o, "greyhold_dns_outstanding", "DNS queries in flight now.",
+	      m->outstanding);
+	gauge(&o, "greyhold_dns_cache_entries", "DNS answers cached now.",
+	      m->cache_entries);
+	emit(&o, "# HELP greyhold_dns_lookup_duration_seconds Time from a DNS "
+	     "lookup to its answer.\n# TYPE greyhold_dns_lookup_duration_seconds "
+	     "histogram\n");
+	for (i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+		cumulative += m->latency[i];
+		emit(&o, "greyhold_dns_lookup_duration_seconds_bucket{le=\"%g\"} %"
+		     PRIu64 "\n", (double)latency_bounds[i] / 1e6, cumulative);
+	}
+	cumulative += m->latency[METRICS_LATENCY_BUCKETS];
+	emit(&o, "greyhold_dns_lookup_duration_seconds_bucket{le=\"+Inf\"} %"
+	     PRIu64 "\ngreyhold_dns_lookup_duration_seconds_sum %.6f\n"
+	     "greyhold_dns_lookup_duration_seconds_count %" PRIu64 "\n",
+	     cumulative, (double)m->latency_sum_usec / 1e6, m->latency_count);
 	return o.len;
 }

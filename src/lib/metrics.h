@@ -50,11 +50,32 @@ struct metrics {
 	uint64_t static_whitelist_entries;
 };
 
+/*
+ * The resolver's counters (src/daemon/dns.c updates them on the loop).
+ * Kept apart from struct metrics so a resolver can run without a daemon
+ * (tests/dns/dnsq) and the exposition adds them only when wired in.
+ */
+struct metrics_dns {
+	uint64_t lookups;	/* dns_lookup() calls answered */
+	uint64_t cache_hits;
+	uint64_t queries_sent;
+	uint64_t timeouts;	/* no answer within dns_timeout */
+	uint64_t failures;	/* other TEMPFAIL or PERMFAIL from a server */
+	uint64_t overflows;	/* refused at once: dns_max_outstanding */
+	uint64_t outstanding;	/* queries in flight now (gauge) */
+	uint64_t cache_entries;	/* gauge */
+	uint64_t latency_count;	/* every answered lookup, hit or miss */
+	uint64_t latency_sum_usec;
+	uint64_t latency[METRICS_LATENCY_BUCKETS + 1];
+};
+
 /* Map an engine verdict (or store failure) to a result. */
 enum metrics_result metrics_result_for(const struct engine_verdict *v,
 				       int err);
 void metrics_observe_latency(struct metrics *m, uint64_t usec);
 uint64_t metrics_total_requests(const struct metrics *m);
+
+void metrics_dns_observe_latency(struct metrics_dns *m, uint64_t usec);
 
 /*
  * Prometheus text format (version 0.0.4).  Returns the length written,
@@ -62,5 +83,7 @@ uint64_t metrics_total_requests(const struct metrics *m);
  */
 size_t metrics_format(char *out, size_t outsz, const struct metrics *m,
 		      const struct store_stats *ss);
+/* The greyhold_dns_* metrics, same conventions: append to the above. */
+size_t metrics_format_dns(char *out, size_t outsz, const struct metrics_dns *m);
 
 #endif

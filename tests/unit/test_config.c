@@ -267,6 +267,8 @@ test_full_file_sets_every_key(void **state)
 	static const char *const wl_clients[] = {"/etc/greyhold/clients.a",
 						 "/etc/greyhold/clients.b"};
 	static const char *const wl_recipients[] = {"/etc/greyhold/recipients"};
+	static const char *const resolvers[] = {"127.0.0.1:5353", "[::1]:53",
+						"192.0.2.53"};
 	char path[512];
 	struct config *cfg;
 
@@ -311,6 +313,11 @@ test_full_file_sets_every_key(void **state)
 	assert_false(cfg->privacy);
 	assert_string_equal(cfg->privacy_key_file, "/var/lib/greyhold/secret.key");
 	assert_true(cfg->verbose);				/* on */
+	assert_list(&cfg->resolver, resolvers, 3);
+	assert_int_equal(cfg->dns_timeout, 4);
+	assert_int_equal(cfg->dns_budget, 60);
+	assert_int_equal(cfg->dns_cache_size, 2500);
+	assert_int_equal(cfg->dns_max_outstanding, 64);
 	config_free(cfg);
 }
 
@@ -545,6 +552,9 @@ static const struct bad_file bad_files[] = {
 	{"store-credentials-in-url.conf", 3, 0, "redis_password"},
 	{"retry-window-le-delay.conf", 3, 2, "retry_window"},
 	{"max-age-lt-retry-window.conf", 3, 2, "max_age"},
+	{"resolver-name.conf", 3, 0, "resolver"},
+	{"resolver-port-zero.conf", 3, 0, "resolver"},
+	{"dns-timeout-gt-budget.conf", 3, 2, "dns_timeout"},
 };
 
 static void
@@ -675,6 +685,12 @@ static const struct bound bounds[] = {
 	 {{NULL, NULL}}},
 	{"db_max_size", "1M", "1T", "1048575", "1099511627777", 1ULL << 20,
 	 1ULL << 40, {{NULL, NULL}}},
+	{"dns_timeout", "1s", "30s", "0", "31", 1, 30, {{"dns_budget", "60s"}}},
+	{"dns_budget", "1s", "60s", "0", "61", 1, 60, {{"dns_timeout", "1s"}}},
+	{"dns_cache_size", "0", "1000000", "-1", "1000001", 0, 1000000,
+	 {{NULL, NULL}}},
+	{"dns_max_outstanding", "1", "100000", "0", "100001", 1, 100000,
+	 {{NULL, NULL}}},
 };
 #define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
 
@@ -685,7 +701,7 @@ static const char *const non_numeric_keys[] = {
 	"greylist_text", "failure_action", "durability", "whitelist_clients",
 	"whitelist_recipients", "x_greylist_header", "x_greylist_header_text",
 	"hostname", "metrics_listen", "store", "redis_user", "redis_password",
-	"redis_prefix", "privacy", "privacy_key_file", "verbose",
+	"redis_prefix", "privacy", "privacy_key_file", "verbose", "resolver",
 };
 
 static uint64_t
@@ -711,6 +727,14 @@ numeric_value(const struct config *cfg, const char *key)
 		return cfg->max_connections;
 	if (strcmp(key, "db_max_size") == 0)
 		return cfg->db_max_size;
+	if (strcmp(key, "dns_timeout") == 0)
+		return (uint64_t)cfg->dns_timeout;
+	if (strcmp(key, "dns_budget") == 0)
+		return (uint64_t)cfg->dns_budget;
+	if (strcmp(key, "dns_cache_size") == 0)
+		return cfg->dns_cache_size;
+	if (strcmp(key, "dns_max_outstanding") == 0)
+		return cfg->dns_max_outstanding;
 	fail_msg("no reader for numeric key %s", key);
 	return 0;
 }
@@ -962,6 +986,50 @@ test_parse_inet(void **state)
 }
 
 static void
+test_parse_nameserver(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *host;
+		unsigned port;
+	} good[] = {
+		{"192.0.2.1", "192.0.2.1", 53},
+		{"127.0.0.1:5353", "127.0.0.1", 5353},
+		{"2001:db8::1", "2001:db8::1", 53},
+		{"::1", "::1", 53},
+		{"[::1]", "::1", 53},
+		{"[::1]:5353", "::1", 5353},
+		{"[2001:db8::53]:65535", "2001:db8::53", 65535},
+	};
+	static const char *const bad[] = {
+		"", "ns.example.org", "ns.example.org:53", "192.0.2.1:0",
+		"192.0.2.1:65536", "192.0.2.1:", "[::1", "[::1]x", "[::1]:",
+		"::1:53x", "1.2.3:53", "localhost", "192.0.2.1:53:53",
+	};
+	char host[64];
+	unsigned port;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		host[0] = '\0';
+		port = 0;
+		if (config_parse_nameserver(good[i].text, host, sizeof(host),
+					    &port) != 0)
+			fail_msg("config_parse_nameserver(\"%s\") rejected it",
+				 good[i].text);
+		assert_string_equal(host, good[i].host);
+		assert_int_equal(port, good[i].port);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (config_parse_nameserver(bad[i], host, sizeof(host),
+					    &port) >= 0)
+			fail_msg("config_parse_nameserver(\"%s\") accepted it",
+				 bad[i]);
+	}
+}
+
+static void
 test_parse_duration(void **state)
 {
 	static const struct {
@@ -1207,6 +1275,7 @@ main(void)
 	ADD(test_key_names_and_existence);
 	ADD(test_default_listener_only_without_inet_and_unix);
 	ADD(test_parse_inet);
+	ADD(test_parse_nameserver);
 	ADD(test_parse_duration);
 	ADD(test_every_key_documented);
 
