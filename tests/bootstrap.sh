@@ -15,8 +15,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 build_deps="build-essential autoconf automake libtool pkg-config \
-liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev libhiredis-dev libsodium-dev"
-test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils redis-server postgrey db-util valgrind mandoc"
+liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev libhiredis-dev libsodium-dev \
+libc-ares-dev libpsl-dev publicsuffix"
+test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils redis-server postgrey db-util valgrind mandoc \
+unbound faketime"
 
 missing=""
 for p in $build_deps $([ "$mode" = check ] && echo "$test_deps"); do
