@@ -29,7 +29,8 @@
  * term that queries; records longer than SPF_RECORD_MAX bytes.  Include
  * and redirect loops end at the 10-term limit; the include stack is a
  * fixed array of SPF_MAX_DEPTH frames, so no recursion and no unbounded
- * memory (a few KiB per evaluation plus each open record's text).
+ * memory: one allocation of about 11 KiB per evaluation, plus the text of
+ * each open record (at most SPF_MAX_DEPTH x SPF_RECORD_MAX bytes).
  *
  * DNS: TEMPFAIL and PERMFAIL answers both give temperror (a refused or
  * malformed answer says nothing about the domain's policy), except
