@@ -131,7 +131,7 @@ void spf_free(spf_t *s);
 
 /*
  * "A record that would also pass for an address nobody owns validates
- * nothing."  +all, ip4:0.0.0.0/1 or a huge include pass for anyone, so a
+ * nothing."  +all, ip4:0.0.0.0/0 or a huge include pass for anyone, so a
  * pass proves something only if the same sender does not also pass for a
  * documentation address (192.0.2.1, RFC 5737; 2001:db8::1, RFC 3849; the
  * next one of each when the client is that address).
@@ -141,6 +141,11 @@ void spf_free(spf_t *s);
  * strings must outlive probe).  false when q is not evaluable.  The
  * caller evaluates both (the probe's DNS questions are mostly the same
  * ones, so a cache answers them) and combines them with spf_proven().
+ * One probe address catches what covers it: +all, ip4:0.0.0.0/0 or
+ * 128.0.0.0/1, ip6:2000::/3, an exists: on a wildcard name.  A
+ * range that covers the client and not 192.0.2.1 (ip4:0.0.0.0/1 for a
+ * client in 10/8) still passes; a minimum prefix length on the matching
+ * ip4/ip6 term would be the next step if that matters.
  */
 bool spf_query_probe(struct spf_query *probe, const struct spf_query *q);
 
