@@ -29,7 +29,8 @@
  * term that queries; records longer than SPF_RECORD_MAX bytes.  Include
  * and redirect loops end at the 10-term limit; the include stack is a
  * fixed array of SPF_MAX_DEPTH frames, so no recursion and no unbounded
- * memory (a few KiB per evaluation plus each open record's text).
+ * memory: one allocation of about 11 KiB per evaluation, plus the text of
+ * each open record (at most SPF_MAX_DEPTH x SPF_RECORD_MAX bytes).
  *
  * DNS: TEMPFAIL and PERMFAIL answers both give temperror (a refused or
  * malformed answer says nothing about the domain's policy), except
@@ -130,7 +131,7 @@ void spf_free(spf_t *s);
 
 /*
  * "A record that would also pass for an address nobody owns validates
- * nothing."  +all, ip4:0.0.0.0/1 or a huge include pass for anyone, so a
+ * nothing."  +all, ip4:0.0.0.0/0 or a huge include pass for anyone, so a
  * pass proves something only if the same sender does not also pass for a
  * documentation address (192.0.2.1, RFC 5737; 2001:db8::1, RFC 3849; the
  * next one of each when the client is that address).
@@ -140,6 +141,11 @@ void spf_free(spf_t *s);
  * strings must outlive probe).  false when q is not evaluable.  The
  * caller evaluates both (the probe's DNS questions are mostly the same
  * ones, so a cache answers them) and combines them with spf_proven().
+ * One probe address catches what covers it: +all, ip4:0.0.0.0/0 or
+ * 128.0.0.0/1, ip6:2000::/3, an exists: on a wildcard name.  A
+ * range that covers the client and not 192.0.2.1 (ip4:0.0.0.0/1 for a
+ * client in 10/8) still passes; a minimum prefix length on the matching
+ * ip4/ip6 term would be the next step if that matters.
  */
 bool spf_query_probe(struct spf_query *probe, const struct spf_query *q);
 

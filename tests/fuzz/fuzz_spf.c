@@ -27,14 +27,26 @@
  *     is non-empty printable ASCII, spf_lookups() <= SPF_MAX_LOOKUPS + 1;
  *   - spf_step() after DONE stays DONE with the same result;
  *   - a pass never comes with more than SPF_MAX_LOOKUPS lookups.
+ *
+ * The first answer line is also taken alone as text and checked:
+ *   - as a record: when spf_record_check() accepts it, walking it with
+ *     spf_term_next() meets no error, and every term lies inside the
+ *     record with its CIDR lengths in range;
+ *   - as a macro-string: spf_macro_check() and spf_macro_expand() agree
+ *     (checked text expands or runs out of room, unchecked text is a
+ *     syntax error), and an expansion is printable, of the length told;
+ *   - as a name: after spf_name_fit() it is at most DNS_NAME_MAX bytes
+ *     or spf_name_valid() refuses it.
  */
 #include "fuzz.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spf.h"
+#include "spf_macro.h"
 #include "spf_parse.h"
 
 #define LINES_MAX 64
@@ -170,6 +182,73 @@ evaluate(const struct spf_query *q, const struct input *in)
 	spf_free(s);
 }
 
+static void
+check_record(const char *rec, size_t len)
+{
+	struct spf_record_info info;
+	struct spf_term t;
+	const char *why = NULL;
+	size_t pos = SPF_VERSION_LEN;
+	int rc;
+
+	if (spf_record_check(rec, len, &info, &why) < 0) {
+		check(why != NULL && printable(why));
+		return;
+	}
+	while ((rc = spf_term_next(rec, len, &pos, &t, &why)) > 0) {
+		check(t.text >= rec && t.text + t.len <= rec + len);
+		check(t.spec == NULL ||
+		      (t.spec >= t.text && t.spec + t.spec_len <= t.text + t.len));
+		check(t.kind <= SPF_TERM_UNKNOWN_MODIFIER);
+		check(t.cidr4 <= 32 && t.cidr6 <= 128);
+	}
+	check(rc == 0 && pos == len);
+}
+
+static void
+check_macro(const char *text, size_t len)
+{
+	struct addr client = {.family = ADDR_V6, .bytes = {0x20, 0x01}};
+	struct spf_macro_ctx ctx = {
+		.sender = "first.last@example.com", .local_len = 10,
+		.domain = "sub.example.com", .helo = "helo.example.org",
+		.receiver = NULL, .client = &client, .now = 1,
+	};
+	char out[512];
+	size_t n = 1;
+	int c = spf_macro_check(text, len, SPF_MACRO_EXP, NULL);
+	int e = spf_macro_expand(&ctx, text, len, SPF_MACRO_EXP, out,
+				 sizeof(out), &n);
+
+	if (c == 0) {
+		check(e == 0 || e == -ENOSPC);
+	} else {
+		check(c == -EINVAL && e == -EINVAL);
+	}
+	if (e == 0) {
+		check(n < sizeof(out) && strlen(out) == n);
+		check(n == 0 || printable(out));
+	}
+	if (len < sizeof(out)) {
+		memcpy(out, text, len);
+		n = spf_name_fit(out, len);
+		check(n <= DNS_NAME_MAX || !spf_name_valid(out, n));
+	}
+}
+
+static void
+check_text(const struct line *l)
+{
+	char *text = malloc(l->len + 1);
+
+	check(text != NULL);
+	memcpy(text, l->p, l->len);
+	text[l->len] = '\0';
+	check_record(text, l->len);
+	check_macro(text, l->len);
+	free(text);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -208,6 +287,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	q.now = 1700000000;
 
 	split_lines(&in, data + 2, size - 2);
+	if (in.n > 1)
+		check_text(&in.lines[1]);
 	evaluate(&q, &in);
 	if (spf_query_probe(&probe, &q))
 		evaluate(&probe, &in);
