@@ -28,6 +28,7 @@
 #include "server_listen.h"
 #include "server_request.h"
 #include "server_signal.h"
+#include "server_smart.h"
 #include "server_status.h"
 
 static void
@@ -42,6 +43,9 @@ derive_settings(struct server *srv)
 	srv->hostname[sizeof(srv->hostname) - 1] = '\0';
 	config_triplet_opts(cfg, &srv->topts);
 	config_engine_params(cfg, &srv->params);
+	srv->rules.name_identity = cfg->name_identity;
+	srv->rules.spf_identity = cfg->spf_identity;
+	srv->rules.trust_spf_aligned = cfg->trust_spf_aligned;
 }
 
 static bool
@@ -102,6 +106,15 @@ warn_restart_only(const struct config *old, const struct config *next)
 	note_change(names, sz, old->privacy != next->privacy ||
 		    strcmp(old->privacy_key_file, next->privacy_key_file) != 0,
 		    "privacy");
+	note_change(names, sz, lists_differ(&old->resolver, &next->resolver) ||
+		    old->dns_timeout != next->dns_timeout ||
+		    old->dns_cache_size != next->dns_cache_size ||
+		    old->dns_max_outstanding != next->dns_max_outstanding,
+		    "resolver/dns_*");
+	note_change(names, sz, strcmp(old->psl_file, next->psl_file) != 0,
+		    "psl_file");
+	note_change(names, sz, smart_dns_wanted(old) != smart_dns_wanted(next),
+		    "smart greylisting on/off");
 	if (names[0] != '\0')
 		log_msg(LOG_LEVEL_WARN, "reload: changes to %s take effect at the "
 			"next restart", names);
@@ -202,6 +215,11 @@ server_run(struct server *srv)
 	rc = load_privacy(srv);
 	if (rc < 0)
 		return rc;
+	rc = smart_open(srv, err, sizeof(err));
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "%s", err);
+		return rc;
+	}
 	rc = backend_open(&srv->be, &srv->loop, srv->cfg, &srv->params, &ev, err,
 			  sizeof(err));
 	if (rc < 0) {
@@ -237,6 +255,7 @@ server_free(struct server *srv)
 	free(srv->listeners);
 	whitelist_free(srv->wl);
 	whitelist_free(srv->live_wl);
+	smart_free(srv);
 	config_free(srv->cfg);
 	free(srv);
 }

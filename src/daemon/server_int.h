@@ -20,12 +20,16 @@
 #include "answer.h"
 #include "backend.h"
 #include "config.h"
+#include "dns.h"
 #include "engine.h"
+#include "ident.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
 #include "privacy.h"
 #include "server.h"
+#include "smart.h"
+#include "spf.h"
 #include "store.h"
 #include "triplet.h"
 #include "whitelist.h"
@@ -40,6 +44,18 @@ struct conn;
 struct metrics_http;
 
 /* One request of a connection, from parsing until its answer is sent. */
+/*
+ * The request fields smart greylisting reads after the parser has moved
+ * on (server_smart.c), cut to what a valid value can be.
+ */
+struct slot_request {
+	char client_address[64];
+	char client_name[IDENT_MAX_NAME + 2];
+	char helo[IDENT_MAX_NAME + 2];
+	char sender[SPF_SENDER_MAX + 1];
+	char recipient[TRIPLET_MAX_ADDR + 1];
+};
+
 struct slot {
 	struct store_job job;		/* job.owner points back here */
 	struct conn *conn;
@@ -51,6 +67,10 @@ struct slot {
 	char reply[ANSWER_REPLY_MAX];
 	size_t reply_len;
 	uint64_t started;		/* uv_hrtime() when the request was complete */
+	struct slot_request req;
+	/* "name:ORG" / "spf:ORG" of job.more[i], for the log line */
+	char ident[JOB_MAX_MORE][IDENT_MAX_NAME + 6];
+	char dnsbl[64];			/* the list that listed it, or "" */
 };
 
 union stream {
@@ -123,6 +143,11 @@ struct server {
 	bool stopping;
 
 	struct triplet_opts topts;
+	/* Smart greylisting (server_smart.c): NULL when every rule is off. */
+	ident_t *ident;
+	struct dns_resolver *dns;	/* NULL: decide without DNS */
+	struct metrics_dns m_dns;
+	struct smart_rules rules;
 	struct privacy privacy;
 	bool privacy_on;
 	struct engine_params params;

@@ -19,6 +19,7 @@
 
 #include "server_conn.h"
 #include "server_int.h"
+#include "server_smart.h"
 
 static struct slot *
 slot_get(struct conn *c)
@@ -49,9 +50,9 @@ count_answer(struct server *srv, struct slot *s, enum metrics_result result)
 	metrics_observe_latency(&srv->m, (uv_hrtime() - s->started) / 1000);
 }
 
-static void
-slot_answer_now(struct slot *s, enum metrics_result result,
-		const char *log_line)
+void
+request_answer_now(struct slot *s, enum metrics_result result,
+		   const char *log_line)
 {
 	s->reply_len = answer_dunno(s->reply, sizeof(s->reply));
 	s->done = true;
@@ -64,11 +65,28 @@ slot_answer_now(struct slot *s, enum metrics_result result,
 static void
 log_decision(struct server *srv, struct slot *s)
 {
-	char line[ANSWER_LOG_MAX];
+	const struct store_job *job = &s->job;
+	enum metrics_result result = metrics_result_for(&job->verdict, job->err);
+	char line[ANSWER_LOG_MAX], fields[ANSWER_FIELDS_MAX + 160];
+	const char *shown = s->fields;
 
-	count_answer(srv, s, metrics_result_for(&s->job.verdict, s->job.err));
-	answer_log_line(line, sizeof(line), srv->cfg, &s->job.verdict,
-			s->job.err, s->fields);
+	/* A pass decided by a name or SPF identity says which one. */
+	if (job->err == 0 && job->verdict.action == ENGINE_PASS &&
+	    job->matched > 0 && job->matched <= job->n_more) {
+		if (result != RESULT_PASS_AWL)
+			result = RESULT_PASS_POOL;
+		snprintf(fields, sizeof(fields), "identity=%s, %s",
+			 s->ident[job->matched - 1], s->fields);
+		shown = fields;
+	} else if (job->err == 0 && job->verdict.action == ENGINE_DEFER &&
+		   s->dnsbl[0] != '\0') {
+		snprintf(fields, sizeof(fields), "dnsbl=%s, %s", s->dnsbl,
+			 s->fields);
+		shown = fields;
+	}
+	count_answer(srv, s, result);
+	answer_log_line(line, sizeof(line), srv->cfg, &job->verdict, job->err,
+			shown);
 	log_text(LOG_LEVEL_INFO, line);
 }
 
@@ -163,13 +181,13 @@ handle_request(struct conn *c, const struct policy_request *r)
 	s->started = uv_hrtime();
 	switch (answer_classify(r, srv->cfg)) {
 	case ANSWER_NOT_RCPT:
-		slot_answer_now(s, RESULT_DUNNO_NOT_RCPT, NULL);
+		request_answer_now(s, RESULT_DUNNO_NOT_RCPT, NULL);
 		return true;
 	case ANSWER_AUTHENTICATED:
 		answer_log_fields(s->fields, sizeof(s->fields), r);
 		snprintf(line, sizeof(line), "action=pass, reason=authenticated, %s",
 			 s->fields);
-		slot_answer_now(s, RESULT_DUNNO_AUTHENTICATED, line);
+		request_answer_now(s, RESULT_DUNNO_AUTHENTICATED, line);
 		return true;
 	case ANSWER_GREYLIST:
 		break;
@@ -179,7 +197,7 @@ handle_request(struct conn *c, const struct policy_request *r)
 	if (reason != NULL) {
 		snprintf(line, sizeof(line), "action=pass, reason=%s, %s", reason,
 			 s->fields);
-		slot_answer_now(s, result, line);
+		request_answer_now(s, result, line);
 		return true;
 	}
 	answer_rcpt_domain(s->rcpt_domain, sizeof(s->rcpt_domain), r);
@@ -195,14 +213,34 @@ handle_request(struct conn *c, const struct policy_request *r)
 	s->job.delay = 0;
 	s->job.matched = 0;
 	s->job.now = (int64_t)time(NULL);
-	if (srv->be->ops->try_decide != NULL &&
+	if (srv->ident != NULL)
+		smart_request(srv, s, r);
+	else
+		request_decide(srv, s, true);
+	return true;
+}
+
+bool
+request_try_pass(struct server *srv, struct slot *s)
+{
+	if (srv->be->ops->try_decide == NULL ||
+	    !srv->be->ops->try_decide(srv->be, &s->job) ||
+	    s->job.verdict.action != ENGINE_PASS)
+		return false;
+	answer_slot(srv, s);
+	return true;
+}
+
+void
+request_decide(struct server *srv, struct slot *s, bool fast)
+{
+	if (fast && srv->be->ops->try_decide != NULL &&
 	    srv->be->ops->try_decide(srv->be, &s->job)) {
 		answer_slot(srv, s);
-		return true;
+		return;
 	}
-	c->in_store++;
+	s->conn->in_store++;
 	srv->be->ops->submit(srv->be, &s->job);
-	return true;
 }
 
 void

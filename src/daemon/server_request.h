@@ -8,6 +8,7 @@
 #ifndef GREYHOLD_SERVER_REQUEST_H
 #define GREYHOLD_SERVER_REQUEST_H
 
+#include "metrics.h"
 #include "store.h"
 #include "whitelist.h"
 
@@ -22,6 +23,25 @@ void request_process_input(struct conn *c);
 
 /* Count a malformed request and log it (rate-limited); the caller closes. */
 void request_protocol_error(struct conn *c, const char *why);
+
+struct server;
+struct slot;
+
+/*
+ * The backend's read-only fast path, taken only when it passes the
+ * request: true with the slot answered.
+ */
+bool request_try_pass(struct server *srv, struct slot *s);
+
+/*
+ * Decide the slot's job: by the fast path when fast and it can, else by
+ * the store (the answer comes through request_job_done()).
+ */
+void request_decide(struct server *srv, struct slot *s, bool fast);
+
+/* Answer DUNNO now, with a log line (NULL: none) and the result counted. */
+void request_answer_now(struct slot *s, enum metrics_result result,
+			const char *log_line);
 
 /* Backend events (arg is the server): a job decided, a new live list. */
 void request_job_done(struct store_job *job, void *arg);

@@ -12,6 +12,7 @@
 #include "notify.h"
 #include "server_conn.h"
 #include "server_int.h"
+#include "server_smart.h"
 #include "server_listen.h"
 #include "server_status.h"
 
@@ -82,6 +83,7 @@ on_finish_stop(uv_timer_t *t)
 
 	srv->be->ops->close(srv->be);
 	srv->be = NULL;
+	smart_stop(srv);
 	status_stop(srv);
 	server_close_handle((uv_handle_t *)&srv->drain_timer, NULL);
 	server_close_handle((uv_handle_t *)&srv->sig_hup, NULL);

@@ -26,10 +26,14 @@ render_metrics(void *arg, size_t *len)
 	if (srv->be != NULL)
 		srv->be->ops->get_stats(srv->be, &ss);
 	need = metrics_format(NULL, 0, &srv->m, &ss) + 1;
+	if (srv->ident != NULL)
+		need += metrics_format_dns(NULL, 0, &srv->m_dns);
 	body = malloc(need);
 	if (body == NULL)
 		return NULL;
 	*len = metrics_format(body, need, &srv->m, &ss);
+	if (srv->ident != NULL)
+		*len += metrics_format_dns(body + *len, need - *len, &srv->m_dns);
 	return body;
 }
 

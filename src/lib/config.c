@@ -95,6 +95,13 @@ static const struct key keys[] = {
 	{"dns_budget", KT_DURATION, OFF(dns_budget), "3s", 1, 60},
 	{"dns_cache_size", KT_UINT, OFF(dns_cache_size), "10000", 0, 1000000},
 	{"dns_max_outstanding", KT_UINT, OFF(dns_max_outstanding), "500", 1, 100000},
+	{"name_identity", KT_BOOL, OFF(name_identity), "yes", 0, 1},
+	{"spf_identity", KT_BOOL, OFF(spf_identity), "no", 0, 1},
+	{"trust_spf_aligned", KT_BOOL, OFF(trust_spf_aligned), "yes", 0, 1},
+	{"dnswl", KT_LIST, OFF(dnswl), "", 0, 0},
+	{"dnsbl", KT_LIST, OFF(dnsbl), "", 0, 0},
+	{"dnsbl_delay", KT_DURATION, OFF(dnsbl_delay), "30m", 1, 7 * DAY},
+	{"psl_file", KT_STRING, OFF(psl_file), "", 0, 0},
 };
 #undef OFF
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -662,12 +669,64 @@ load_file(struct config *cfg, struct origins *o, const char *path,
 }
 
 /* Checks across keys, and the inet listeners' syntax. */
+/*
+ * A DNS list zone: a domain name (letters, digits, '-', '.'), with, for
+ * an allowlist, an optional ":N" least last octet (dnswl.org's trust
+ * level, 0-3).  At most CONFIG_MAX_DNS_LISTS lists in all.
+ */
+static bool
+dns_zone_ok(const char *spec, bool allow)
+{
+	const char *colon = strrchr(spec, ':');
+	size_t len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+	char *end;
+	long min;
+
+	if (len == 0 || len > 200 || spec[0] == '.' || spec[len - 1] == '.' ||
+	    strspn(spec, "abcdefghijklmnopqrstuvwxyz"
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != len ||
+	    strstr(spec, "..") != NULL || memchr(spec, '.', len) == NULL)
+		return false;
+	if (colon == NULL)
+		return true;
+	if (!allow || colon[1] == '\0')
+		return false;
+	min = strtol(colon + 1, &end, 10);
+	return *end == '\0' && min >= 0 && min <= 255;
+}
+
+static int
+check_dns_lists(const struct config *cfg, const struct origins *o, char *err,
+		size_t errsz)
+{
+	static const char *const keyname[2] = {"dnswl", "dnsbl"};
+	const struct config_list *lists[2] = {&cfg->dnswl, &cfg->dnsbl};
+
+	if (cfg->dnswl.n + cfg->dnsbl.n > CONFIG_MAX_DNS_LISTS)
+		return error_at(err, errsz, -EINVAL, origin_of(o, "dnsbl"),
+				"dnswl and dnsbl: at most %d lists together",
+				CONFIG_MAX_DNS_LISTS);
+	for (int l = 0; l < 2; l++)
+		for (size_t i = 0; i < lists[l]->n; i++)
+			if (!dns_zone_ok(lists[l]->items[i], l == 0))
+				return error_at(err, errsz, -EINVAL,
+						origin_of(o, keyname[l]),
+						"%s = '%s': expected a zone such "
+						"as %s", keyname[l],
+						lists[l]->items[i], l == 0 ?
+						"list.dnswl.org or "
+						"list.dnswl.org:2" :
+						"zen.spamhaus.org");
+	return 0;
+}
+
 static int
 validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 {
 	char host[64];
 	unsigned port;
 	size_t i;
+	int rc;
 
 	if (cfg->retry_window <= cfg->delay)
 		return error_at(err, errsz, -EINVAL,
@@ -748,6 +807,9 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 				"dns_timeout (%" PRId64 "s) must not be longer than "
 				"dns_budget (%" PRId64 "s)", cfg->dns_timeout,
 				cfg->dns_budget);
+	rc = check_dns_lists(cfg, o, err, errsz);
+	if (rc < 0)
+		return rc;
 	if (cfg->dbdir[0] == '\0')
 		return error_at(err, errsz, -EINVAL, origin_of(o, "dbdir"),
 				"dbdir is empty");

@@ -29,6 +29,9 @@ struct config_list {
 	size_t n;
 };
 
+/* DNS allow- and blocklists consulted per request, at most. */
+#define CONFIG_MAX_DNS_LISTS 8
+
 struct config {
 	struct config_list inet;	/* "[host]:port" or "host:port" */
 	struct config_list unix_sockets;
@@ -76,6 +79,15 @@ struct config {
 	int64_t dns_budget;		/* all lookups for one request */
 	unsigned dns_cache_size;	/* answers cached; 0 = none */
 	unsigned dns_max_outstanding;	/* queries in flight at most */
+
+	/* Smart greylisting (smart.h). */
+	bool name_identity;		/* verified names group pools */
+	bool spf_identity;		/* SPF-proven domains group senders */
+	bool trust_spf_aligned;		/* a domain's own server skips */
+	struct config_list dnswl;	/* "ZONE" or "ZONE:MIN" */
+	struct config_list dnsbl;	/* "ZONE" */
+	int64_t dnsbl_delay;		/* delay for a listed client */
+	char *psl_file;			/* "" = the system's list */
 };
 
 /* One command-line setting, applied after the file. */

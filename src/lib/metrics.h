@@ -20,6 +20,10 @@ enum metrics_result {
 	RESULT_PASS_FIRST,		/* first pass after the delay */
 	RESULT_PASS_KNOWN,		/* triplet passed before */
 	RESULT_PASS_AWL,
+	RESULT_PASS_POOL,		/* a retry recognised by a name or SPF
+					   identity, not the network */
+	RESULT_PASS_TRUSTED_SPF,	/* the sender's own, SPF-proven server */
+	RESULT_PASS_DNSWL,		/* vouched for by a DNS allowlist */
 	RESULT_PASS_WL_CLIENT,
 	RESULT_PASS_WL_RECIPIENT,
 	RESULT_PASS_LIVE_CLIENT,

@@ -117,6 +117,14 @@ spf_result(const spf_t *s)
 }
 
 const char *
+spf_authorised_by(const spf_t *s)
+{
+	if (s->result != SPF_PASS || s->matched[0] == '\0')
+		return NULL;
+	return s->matched;
+}
+
+const char *
 spf_why(const spf_t *s)
 {
 	return s->why;

@@ -124,6 +124,14 @@ const char *spf_result_name(enum spf_result r);
  */
 const char *spf_why(const spf_t *s);
 
+/*
+ * With a pass: the domain whose record held the mechanism that matched
+ * (the innermost one of an include or redirect chain), so the caller can
+ * tell a provider's record (include:spf.provider.example) from the
+ * sender's own.  NULL for any other result.  Valid until spf_free().
+ */
+const char *spf_authorised_by(const spf_t *s);
+
 /* DNS-querying terms used so far (at most SPF_MAX_LOOKUPS + 1). */
 unsigned spf_lookups(const spf_t *s);
 

@@ -139,6 +139,8 @@ spf_eval_matched(spf_t *s)
 
 	spf_eval_why(s, "matched '%.*s' in %s", quote_len(&f->cur), f->cur.text,
 		f->domain);
+	/* The innermost record that matched: whose policy authorised it. */
+	snprintf(s->matched, sizeof(s->matched), "%s", f->domain);
 	frame_done(s, qual_result(f->cur.qual));
 }
 

@@ -80,6 +80,7 @@ struct spf {
 	unsigned name_i;
 
 	enum spf_result result;
+	char matched[DNS_NAME_MAX + 1];	/* domain of the matching record */
 	char why[SPF_WHY_MAX];
 	char expand[SPF_EXPAND_MAX];
 };

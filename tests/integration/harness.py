@@ -81,6 +81,26 @@ def read_text(path):
         return ""
 
 
+# Tests never reach a real DNS server: unless a test names its own
+# (loopback) resolver, the daemon gets one where nothing listens, so its
+# lookups are refused at once and it decides as it does when DNS is down.
+NO_DNS_RESOLVER = "127.0.0.1:1"
+
+
+def sets_resolver(config, args):
+    """Whether a config file or -o arguments name a resolver."""
+    if any(str(a).startswith("resolver=") for a in args):
+        return True
+    if config in (None, "/dev/null"):
+        return False
+    try:
+        with open(config) as f:
+            return any(line.split("=")[0].strip() == "resolver"
+                       for line in f if "=" in line)
+    except OSError:
+        return False
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     """A TCP port that was free a moment ago (bound to port 0, then closed)."""
     s = socket.socket(family, socket.SOCK_STREAM)
@@ -455,6 +475,8 @@ class Daemon:
             argv += ["--inet", self.inet_spec()]
         if self.unix is not None:
             argv += ["--unix", self.unix]
+        if not sets_resolver(self.config, self.args):
+            argv += ["-o", "resolver=" + NO_DNS_RESOLVER]
         return argv + self.args
 
     def start(self, timeout=READY_TIMEOUT):

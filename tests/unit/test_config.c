@@ -269,6 +269,9 @@ test_full_file_sets_every_key(void **state)
 	static const char *const wl_recipients[] = {"/etc/greyhold/recipients"};
 	static const char *const resolvers[] = {"127.0.0.1:5353", "[::1]:53",
 						"192.0.2.53"};
+	static const char *const dnswl[] = {"list.dnswl.org:2",
+					    "allow.example.org"};
+	static const char *const dnsbl[] = {"zen.spamhaus.org"};
 	char path[512];
 	struct config *cfg;
 
@@ -318,6 +321,13 @@ test_full_file_sets_every_key(void **state)
 	assert_int_equal(cfg->dns_budget, 60);
 	assert_int_equal(cfg->dns_cache_size, 2500);
 	assert_int_equal(cfg->dns_max_outstanding, 64);
+	assert_false(cfg->name_identity);
+	assert_true(cfg->spf_identity);
+	assert_false(cfg->trust_spf_aligned);
+	assert_list(&cfg->dnswl, dnswl, 2);
+	assert_list(&cfg->dnsbl, dnsbl, 1);
+	assert_int_equal(cfg->dnsbl_delay, 2 * 3600);
+	assert_string_equal(cfg->psl_file, "/usr/share/publicsuffix/public_suffix_list.dat");
 	config_free(cfg);
 }
 
@@ -555,6 +565,10 @@ static const struct bad_file bad_files[] = {
 	{"resolver-name.conf", 3, 0, "resolver"},
 	{"resolver-port-zero.conf", 3, 0, "resolver"},
 	{"dns-timeout-gt-budget.conf", 3, 2, "dns_timeout"},
+	{"dnswl-not-a-zone.conf", 3, 0, "dnswl"},
+	{"dnswl-bad-minimum.conf", 3, 0, "dnswl"},
+	{"dnsbl-with-minimum.conf", 3, 0, "dnsbl"},
+	{"dns-lists-too-many.conf", 4, 0, "dnsbl"},
 };
 
 static void
@@ -691,6 +705,7 @@ static const struct bound bounds[] = {
 	 {{NULL, NULL}}},
 	{"dns_max_outstanding", "1", "100000", "0", "100001", 1, 100000,
 	 {{NULL, NULL}}},
+	{"dnsbl_delay", "1s", "7d", "0", "604801", 1, 7 * 86400, {{NULL, NULL}}},
 };
 #define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
 
@@ -702,6 +717,8 @@ static const char *const non_numeric_keys[] = {
 	"whitelist_recipients", "x_greylist_header", "x_greylist_header_text",
 	"hostname", "metrics_listen", "store", "redis_user", "redis_password",
 	"redis_prefix", "privacy", "privacy_key_file", "verbose", "resolver",
+	"name_identity", "spf_identity", "trust_spf_aligned", "dnswl", "dnsbl",
+	"psl_file",
 };
 
 static uint64_t
@@ -735,6 +752,8 @@ numeric_value(const struct config *cfg, const char *key)
 		return cfg->dns_cache_size;
 	if (strcmp(key, "dns_max_outstanding") == 0)
 		return cfg->dns_max_outstanding;
+	if (strcmp(key, "dnsbl_delay") == 0)
+		return (uint64_t)cfg->dnsbl_delay;
 	fail_msg("no reader for numeric key %s", key);
 	return 0;
 }
