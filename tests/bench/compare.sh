@@ -245,7 +245,10 @@ start_server() {
 			start_redis "$dir/redis" "$rport" || return 1
 			set -- "$@" -o "store=redis://127.0.0.1:$rport/0"
 		fi
-		"$greyhold" "$@" 2> "$dir/server.log" &
+		# Benchmarks never reach a real resolver: a loopback one where
+		# nothing listens (lookups refused at once) unless a run names its own.
+		"$greyhold" -o "resolver=${GREYHOLD_BENCH_RESOLVER:-127.0.0.1:1}" \
+			"$@" 2> "$dir/server.log" &
 		;;
 	postgrey)
 		mkdir -p "$dir/db"

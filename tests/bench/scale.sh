@@ -166,7 +166,9 @@ start_greyhold() {
 		--dbdir="$gdir/db" \
 		--whitelist-clients="$srcdir/etc/whitelist_clients" \
 		--whitelist-recipients="$srcdir/etc/whitelist_recipients" \
-		-o "metrics_listen=127.0.0.1:$mport" "$@" 2>> "$gdir/server.log" &
+		-o "metrics_listen=127.0.0.1:$mport" \
+		-o "resolver=${GREYHOLD_BENCH_RESOLVER:-127.0.0.1:1}" \
+		"$@" 2>> "$gdir/server.log" &
 	server_pid=$!
 }
 

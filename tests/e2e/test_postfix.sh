@@ -309,6 +309,7 @@ printf '# greyhold e2e test: everything is set on the command line\n' \
 "$GREYHOLD_BIN" -f -c "$TMP/greyhold.conf" --dbdir "$TMP/db" \
 	--inet "127.0.0.1:$GH_PORT" --unix "$QUEUE/greyhold/socket" \
 	-o unix_group=postfix -o unix_mode=0660 --delay "$DELAY" \
+	-o resolver=127.0.0.1:1 \
 	</dev/null >"$TMP/greyhold.log" 2>&1 &
 GH_PID=$!
 n=0

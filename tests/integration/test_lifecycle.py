@@ -28,6 +28,8 @@ def req(n, tag="life", **kw):
 
 
 def run_greyhold(args, timeout=10):
+    if not harness.sets_resolver(None, args):
+        args = args + ["-o", "resolver=" + harness.NO_DNS_RESOLVER]
     return subprocess.run([greyhold_bin()] + args, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=timeout)
 

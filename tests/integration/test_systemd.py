@@ -177,7 +177,8 @@ class SystemdTest(unittest.TestCase):
         env = dict(os.environ)
         env.update(env_extra)
         cmd = [binary or harness.greyhold_bin(), "-f", "-c", "/dev/null",
-               "--dbdir", os.path.join(self.tmp, "db")] + args
+               "--dbdir", os.path.join(self.tmp, "db"),
+               "-o", "resolver=" + harness.NO_DNS_RESOLVER] + args
         if shell_pid_var:
             # LISTEN_PID must be the daemon's own pid: let a shell set it
             # to $$ and exec the daemon in its place.

@@ -211,6 +211,7 @@ class StaticLists(WhitelistCase):
         cpath = os.path.join(workdir, "clients")
         argv = [harness.greyhold_bin(), "-f", "-c", "/dev/null",
                 "--dbdir", os.path.join(workdir, "db"),
+                "-o", "resolver=" + harness.NO_DNS_RESOLVER,
                 "--inet", "127.0.0.1:%d" % harness.free_port(),
                 "--delay", str(DELAY), "--whitelist-clients", cpath]
         cases = [
