@@ -81,9 +81,10 @@ on_finish_stop(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 
+	/* Lookups still out answer now, before the store they feed closes. */
+	smart_stop(srv);
 	srv->be->ops->close(srv->be);
 	srv->be = NULL;
-	smart_stop(srv);
 	status_stop(srv);
 	server_close_handle((uv_handle_t *)&srv->drain_timer, NULL);
 	server_close_handle((uv_handle_t *)&srv->sig_hup, NULL);
