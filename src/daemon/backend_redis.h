@@ -32,10 +32,6 @@
 struct rconn;
 struct rreq;
 
-struct job_queue {
-	struct store_job *head, *tail;
-};
-
 struct backend_redis {
 	struct backend base;
 	uv_loop_t *loop;

@@ -55,17 +55,6 @@ job_finish(struct backend_redis *b, struct store_job *job, int err,
 	b->base.ev.job_done(job, b->base.ev.arg);
 }
 
-static void
-queue_push(struct job_queue *q, struct store_job *job)
-{
-	job->next = NULL;
-	if (q->tail != NULL)
-		q->tail->next = job;
-	else
-		q->head = job;
-	q->tail = job;
-}
-
 void
 redis_jobs_on_fail_timer(uv_timer_t *t)
 {
@@ -90,7 +79,7 @@ static void
 job_fail_later(struct backend_redis *b, struct store_job *job, int err)
 {
 	job->err = err;
-	queue_push(&b->failed, job);
+	job_queue_push(&b->failed, job);
 	uv_timer_start(&b->fail_timer, redis_jobs_on_fail_timer, 0, 0);
 }
 

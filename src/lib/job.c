@@ -8,6 +8,17 @@
 _Static_assert(1 + JOB_MAX_MORE == DECIDE_MAX_IDS,
 	       "a job carries exactly the identities decide_request() takes");
 
+void
+job_queue_push(struct job_queue *q, struct store_job *job)
+{
+	job->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = job;
+	else
+		q->head = job;
+	q->tail = job;
+}
+
 size_t
 job_ids(const struct store_job *job)
 {

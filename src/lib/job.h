@@ -52,6 +52,15 @@ struct store_job {
 	struct store_job *next;	/* queue link, the backend's while submitted */
 };
 
+/* A FIFO of jobs linked through their next field (the owner's lock, if any). */
+struct job_queue {
+	struct store_job *head;
+	struct store_job *tail;
+};
+
+/* Append job at the tail. */
+void job_queue_push(struct job_queue *q, struct store_job *job);
+
 /* Identities of a job: 1 + n_more. */
 size_t job_ids(const struct store_job *job);
 

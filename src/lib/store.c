@@ -39,11 +39,6 @@
 #define GATHER_MIN_BATCH 8
 #define GATHER_MAX_USEC 500
 
-struct job_queue {
-	struct store_job *head;
-	struct store_job *tail;
-};
-
 struct store {
 	db_t *db;
 	bool relaxed;
@@ -81,17 +76,6 @@ struct store {
 	struct log_ratelimit err_limit;
 	struct store_job *batch[BATCH_MAX];
 };
-
-static void
-queue_push(struct job_queue *q, struct store_job *job)
-{
-	job->next = NULL;
-	if (q->tail != NULL)
-		q->tail->next = job;
-	else
-		q->head = job;
-	q->tail = job;
-}
 
 static void
 log_batch_error(store_t *s, int rc, size_t n)
@@ -222,7 +206,7 @@ run_batch(store_t *s, size_t n, const struct engine_params *p)
 
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n; i++)
-		queue_push(&s->done, s->batch[i]);
+		job_queue_push(&s->done, s->batch[i]);
 	s->stats.batches++;
 	s->stats.jobs += n;
 	if (committed) {
@@ -389,7 +373,7 @@ void
 store_submit(store_t *s, struct store_job *job)
 {
 	job->err = 0;
-	queue_push(&s->staged, job);
+	job_queue_push(&s->staged, job);
 	s->nstaged++;
 }
 

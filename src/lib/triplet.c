@@ -256,16 +256,13 @@ triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
 	return false;
 }
 
-void
-triplet_build(struct triplet_key *out, const char *client_addr,
-	      size_t client_len, const char *sender, size_t sender_len,
-	      const char *rcpt, size_t rcpt_len, const struct triplet_opts *opts)
+/* The triplet key from the client part already in out. */
+static void
+finish_key(struct triplet_key *out, const char *sender, size_t sender_len,
+	   const char *rcpt, size_t rcpt_len)
 {
 	size_t o;
 
-	out->client_is_net = triplet_client(out->client, sizeof(out->client),
-					    &out->client_len, client_addr,
-					    client_len, opts);
 	memcpy(out->key, out->client, out->client_len);
 	o = out->client_len;
 	out->key[o++] = '\0';
@@ -275,13 +272,22 @@ triplet_build(struct triplet_key *out, const char *client_addr,
 	out->key_len = o;
 }
 
+void
+triplet_build(struct triplet_key *out, const char *client_addr,
+	      size_t client_len, const char *sender, size_t sender_len,
+	      const char *rcpt, size_t rcpt_len, const struct triplet_opts *opts)
+{
+	out->client_is_net = triplet_client(out->client, sizeof(out->client),
+					    &out->client_len, client_addr,
+					    client_len, opts);
+	finish_key(out, sender, sender_len, rcpt, rcpt_len);
+}
+
 bool
 triplet_build_ident(struct triplet_key *out, char tag, const char *domain,
 		    size_t domain_len, const char *sender, size_t sender_len,
 		    const char *rcpt, size_t rcpt_len)
 {
-	size_t o;
-
 	/* "t:" + domain + NUL must fit the client buffer, uncut. */
 	if (domain_len == 0 || domain_len + 3 > sizeof(out->client) ||
 	    memchr(domain, '\0', domain_len) != NULL)
@@ -292,12 +298,6 @@ triplet_build_ident(struct triplet_key *out, char tag, const char *domain,
 	out->client_len = domain_len + 2;
 	out->client[out->client_len] = '\0';
 	out->client_is_net = false;
-	memcpy(out->key, out->client, out->client_len);
-	o = out->client_len;
-	out->key[o++] = '\0';
-	o += triplet_normalise_sender(out->key + o, sender, sender_len);
-	out->key[o++] = '\0';
-	o += triplet_normalise_recipient(out->key + o, rcpt, rcpt_len);
-	out->key_len = o;
+	finish_key(out, sender, sender_len, rcpt, rcpt_len);
 	return true;
 }
