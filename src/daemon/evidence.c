@@ -43,6 +43,7 @@ struct evidence {
 	spf_t *spf;
 	struct spf_query q, probe;
 	enum spf_result real;
+	bool broad;			/* the real pass's term was too broad */
 	char sender[SPF_SENDER_MAX + 1];
 	char helo[DNS_NAME_MAX + 1];
 	char receiver[DNS_NAME_MAX + 1];
@@ -137,6 +138,7 @@ spf_finished(struct evidence *e)
 		snprintf(e->rep.spf_why, sizeof(e->rep.spf_why), "%s",
 			 spf_why(e->spf));
 		by = spf_authorised_by(e->spf);
+		e->broad = spf_too_broad(e->spf);
 		snprintf(e->authorised, sizeof(e->authorised), "%s",
 			 by != NULL ? by : "");
 		spf_free(e->spf);
@@ -149,7 +151,7 @@ spf_finished(struct evidence *e)
 		e->phase = PHASE_DONE;
 		return;
 	}
-	e->rep.ev.spf_proven = spf_proven(e->real, r);
+	e->rep.ev.spf_proven = spf_proven(e->real, r) && !e->broad;
 	spf_free(e->spf);
 	e->spf = NULL;
 	e->phase = PHASE_DONE;

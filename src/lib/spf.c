@@ -124,6 +124,12 @@ spf_authorised_by(const spf_t *s)
 	return s->matched;
 }
 
+bool
+spf_too_broad(const spf_t *s)
+{
+	return s->result == SPF_PASS && s->broad;
+}
+
 const char *
 spf_why(const spf_t *s)
 {

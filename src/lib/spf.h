@@ -132,6 +132,16 @@ const char *spf_why(const spf_t *s);
  */
 const char *spf_authorised_by(const spf_t *s);
 
+/*
+ * With a pass: whether the term that matched covers a range far larger
+ * than any operator's ("all", or ip4/a/mx shorter than /8, ip6 shorter
+ * than /16).  Such a pass proves nothing even when the probe (below)
+ * does not pass: the caller treats it as not proven.
+ */
+#define SPF_BROAD_V4 8
+#define SPF_BROAD_V6 16
+bool spf_too_broad(const spf_t *s);
+
 /* DNS-querying terms used so far (at most SPF_MAX_LOOKUPS + 1). */
 unsigned spf_lookups(const spf_t *s);
 
@@ -150,10 +160,9 @@ void spf_free(spf_t *s);
  * caller evaluates both (the probe's DNS questions are mostly the same
  * ones, so a cache answers them) and combines them with spf_proven().
  * One probe address catches what covers it: +all, ip4:0.0.0.0/0 or
- * 128.0.0.0/1, ip6:2000::/3, an exists: on a wildcard name.  A
- * range that covers the client and not 192.0.2.1 (ip4:0.0.0.0/1 for a
- * client in 10/8) still passes; a minimum prefix length on the matching
- * ip4/ip6 term would be the next step if that matters.
+ * 128.0.0.0/1, ip6:2000::/3, an exists: on a wildcard name.  A range
+ * that covers the client and not 192.0.2.1 (ip4:0.0.0.0/1 for a client
+ * in 10/8) is caught by spf_too_broad() instead: the caller needs both.
  */
 bool spf_query_probe(struct spf_query *probe, const struct spf_query *q);
 

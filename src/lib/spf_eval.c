@@ -132,6 +132,30 @@ frame_done(spf_t *s, enum spf_result r)
 	spf_eval_finish(s, r);
 }
 
+/*
+ * Whether a matching term authorises a range no mail operator owns:
+ * "all", or an address mechanism (ip4, ip6, a, mx) with a prefix shorter
+ * than SPF_BROAD_V4 / SPF_BROAD_V6 bits.  The documentation-address probe
+ * misses such a range when it lies in the other half of the address
+ * space (ip4:0.0.0.0/1 does not cover 192.0.2.1).
+ */
+static bool
+term_is_broad(const struct spf_term *t, enum addr_family family)
+{
+	switch (t->kind) {
+	case SPF_TERM_ALL:
+		return true;
+	case SPF_TERM_IP4:
+	case SPF_TERM_IP6:
+	case SPF_TERM_A:
+	case SPF_TERM_MX:
+		return family == ADDR_V4 ? t->cidr4 < SPF_BROAD_V4
+					 : t->cidr6 < SPF_BROAD_V6;
+	default:
+		return false;
+	}
+}
+
 void
 spf_eval_matched(spf_t *s)
 {
@@ -141,6 +165,7 @@ spf_eval_matched(spf_t *s)
 		f->domain);
 	/* The innermost record that matched: whose policy authorised it. */
 	snprintf(s->matched, sizeof(s->matched), "%s", f->domain);
+	s->broad = term_is_broad(&f->cur, s->client.family);
 	frame_done(s, qual_result(f->cur.qual));
 }
 

@@ -81,6 +81,7 @@ struct spf {
 
 	enum spf_result result;
 	char matched[DNS_NAME_MAX + 1];	/* domain of the matching record */
+	bool broad;		/* the matching term covers a huge range */
 	char why[SPF_WHY_MAX];
 	char expand[SPF_EXPAND_MAX];
 };
