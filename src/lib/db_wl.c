@@ -16,20 +16,10 @@
 #include "db_int.h"
 #include "le.h"
 #include "log.h"
+#include "wl_entry.h"
 
 #define WL_VALUE_HEAD 20	/* version, 3 reserved, added, expires */
 static const char wl_generation_key[] = "wl_generation";
-
-static size_t
-wl_key(char *out, enum whitelist_kind kind, const char *entry)
-{
-	size_t n = strlen(entry);
-
-	out[0] = kind == WHITELIST_CLIENTS ? 'c' : 'r';
-	out[1] = ':';
-	memcpy(out + 2, entry, n);
-	return n + 2;
-}
 
 static int
 bump_generation(db_t *db, MDB_txn *txn)
@@ -54,13 +44,16 @@ static int
 wl_put_txn(db_t *db, MDB_txn *txn, const void *arg)
 {
 	const struct db_wl_entry *e = arg;
-	char key[WHITELIST_MAX_ENTRY + 2];
+	char key[WL_ENTRY_NAME_MAX];
 	uint8_t val[WL_VALUE_HEAD + DB_WL_COMMENT_MAX];
 	size_t clen = strnlen(e->comment, DB_WL_COMMENT_MAX);
+	int len = wl_entry_name(key, e->kind, e->entry);
 	MDB_val k, v;
 	int rc;
 
-	k.mv_size = wl_key(key, e->kind, e->entry);
+	if (len < 0)
+		return MDB_BAD_VALSIZE;	/* db_wl_put() checked the length */
+	k.mv_size = (size_t)len;
 	k.mv_data = key;
 	memset(val, 0, WL_VALUE_HEAD);
 	val[0] = 1;
@@ -90,11 +83,14 @@ static int
 wl_del_txn(db_t *db, MDB_txn *txn, const void *arg)
 {
 	const struct wl_del_arg *a = arg;
-	char key[WHITELIST_MAX_ENTRY + 2];
+	char key[WL_ENTRY_NAME_MAX];
+	int len = wl_entry_name(key, a->kind, a->entry);
 	MDB_val k;
 	int rc;
 
-	k.mv_size = wl_key(key, a->kind, a->entry);
+	if (len < 0)
+		return MDB_NOTFOUND;	/* db_wl_del() checked the length */
+	k.mv_size = (size_t)len;
 	k.mv_data = key;
 	rc = mdb_del(txn, db->whitelist, &k, NULL);
 	return rc != 0 ? rc : bump_generation(db, txn);
@@ -135,14 +131,10 @@ wl_decode(const MDB_val *k, const MDB_val *v, struct db_wl_entry *e)
 	const char *key = k->mv_data;
 	size_t clen;
 
-	if (k->mv_size < 3 || k->mv_size - 2 >= sizeof(e->entry) ||
-	    key[1] != ':' || (key[0] != 'c' && key[0] != 'r') ||
-	    v->mv_size < WL_VALUE_HEAD || p[0] != 1 ||
-	    v->mv_size > WL_VALUE_HEAD + DB_WL_COMMENT_MAX)
+	if (v->mv_size < WL_VALUE_HEAD || p[0] != 1 ||
+	    v->mv_size > WL_VALUE_HEAD + DB_WL_COMMENT_MAX ||
+	    !wl_entry_name_decode(key, k->mv_size, e))
 		return false;
-	e->kind = key[0] == 'c' ? WHITELIST_CLIENTS : WHITELIST_RECIPIENTS;
-	memcpy(e->entry, key + 2, k->mv_size - 2);
-	e->entry[k->mv_size - 2] = '\0';
 	e->added = (int64_t)le64_get(p + 4);
 	e->expires = (int64_t)le64_get(p + 12);
 	clen = v->mv_size - WL_VALUE_HEAD;

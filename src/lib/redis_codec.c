@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wl_entry.h"
 #include "decide.h"
 
 static size_t
@@ -214,14 +215,7 @@ int
 redis_codec_wl_field(char out[REDIS_CODEC_WL_FIELD_MAX],
 		     enum whitelist_kind kind, const char *entry)
 {
-	size_t n = strlen(entry);
-
-	if (n >= WHITELIST_MAX_ENTRY)
-		return -E2BIG;
-	out[0] = kind == WHITELIST_CLIENTS ? 'c' : 'r';
-	out[1] = ':';
-	memcpy(out + 2, entry, n);
-	return (int)(n + 2);
+	return wl_entry_name(out, kind, entry);
 }
 
 size_t
@@ -231,18 +225,6 @@ redis_codec_wl_value(char out[REDIS_CODEC_WL_VALUE_MAX],
 	return (size_t)snprintf(out, REDIS_CODEC_WL_VALUE_MAX,
 				"%" PRId64 ",%" PRId64 ",%.*s", e->added,
 				e->expires, DB_WL_COMMENT_MAX, e->comment);
-}
-
-static bool
-wl_field_decode(const char *f, size_t flen, struct db_wl_entry *e)
-{
-	if (flen < 3 || flen - 2 >= sizeof(e->entry) || f[1] != ':' ||
-	    (f[0] != 'c' && f[0] != 'r') || memchr(f, '\0', flen) != NULL)
-		return false;
-	e->kind = f[0] == 'c' ? WHITELIST_CLIENTS : WHITELIST_RECIPIENTS;
-	memcpy(e->entry, f + 2, flen - 2);
-	e->entry[flen - 2] = '\0';
-	return true;
 }
 
 static bool
@@ -276,7 +258,7 @@ redis_codec_wl_decode(const char *field, size_t flen, const char *value,
 		      size_t vlen, struct db_wl_entry *e)
 {
 	memset(e, 0, sizeof(*e));
-	if (!wl_field_decode(field, flen, e) ||
+	if (!wl_entry_name_decode(field, flen, e) ||
 	    !wl_value_decode(value, vlen, e))
 		return -EBADMSG;
 	return 0;

@@ -41,6 +41,7 @@
 #include "redis_endpoint.h"
 #include "triplet.h"
 #include "whitelist.h"
+#include "wl_entry.h"
 
 /* "t:{" CLIENT (maybe in hex) "}" and the rest of the triplet key. */
 #define REDIS_CODEC_KEY_MAX \
@@ -48,7 +49,7 @@
 /* "1 " and three numbers. */
 #define REDIS_CODEC_RECORD_MAX 64
 /* "c:" ENTRY */
-#define REDIS_CODEC_WL_FIELD_MAX (WHITELIST_MAX_ENTRY + 2)
+#define REDIS_CODEC_WL_FIELD_MAX WL_ENTRY_NAME_MAX
 /* ADDED "," EXPIRES "," COMMENT */
 #define REDIS_CODEC_WL_VALUE_MAX (2 * 21 + 2 + DB_WL_COMMENT_MAX)
 /* Elements of the decision script's reply (greylist.lua). */
