@@ -73,7 +73,9 @@ class WhitelistCase(GreyholdTestCase):
         else:
             reply = client.request(request)
         self.assertRegex(reply, REPLY_RE)
-        line = d.wait_log(r"^greyhold: action=", mark)
+        # This request's own line: other connections may log meanwhile.
+        line = d.wait_log(r"^greyhold: action=.*, recipient=%s$"
+                          % re.escape(request["recipient"]), mark)
         return reply, line
 
     def expect_pass(self, d, request, reason, client=None):

@@ -373,6 +373,10 @@ test_requests_by_action_and_reason(void **state)
 			"action=\"pass\",reason=\"live_client_whitelist\"",
 		[RESULT_PASS_LIVE_RECIPIENT] =
 			"action=\"pass\",reason=\"live_recipient_whitelist\"",
+		[RESULT_PASS_POOL] = "action=\"pass\",reason=\"pool\"",
+		[RESULT_PASS_TRUSTED_SPF] =
+			"action=\"pass\",reason=\"trusted_spf\"",
+		[RESULT_PASS_DNSWL] = "action=\"pass\",reason=\"dnswl\"",
 		[RESULT_DUNNO_NOT_RCPT] = "action=\"dunno\",reason=\"not_rcpt\"",
 		[RESULT_DUNNO_AUTHENTICATED] =
 			"action=\"dunno\",reason=\"authenticated\"",
