@@ -733,6 +733,14 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 				origin_of_pair(o, "retry_window", "delay"),
 				"retry_window (%" PRId64 "s) must be longer than "
 				"delay (%" PRId64 "s)", cfg->retry_window, cfg->delay);
+	/* A listed client that could never pass would be blocked, not delayed. */
+	if (cfg->dnsbl.n > 0 && cfg->retry_window <= cfg->dnsbl_delay)
+		return error_at(err, errsz, -EINVAL,
+				origin_of_pair(o, "retry_window", "dnsbl_delay"),
+				"retry_window (%" PRId64 "s) must be longer than "
+				"dnsbl_delay (%" PRId64 "s), or a listed client "
+				"could never pass", cfg->retry_window,
+				cfg->dnsbl_delay);
 	if (cfg->max_age < cfg->retry_window)
 		return error_at(err, errsz, -EINVAL,
 				origin_of_pair(o, "max_age", "retry_window"),

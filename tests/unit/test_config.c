@@ -569,6 +569,7 @@ static const struct bad_file bad_files[] = {
 	{"dnswl-bad-minimum.conf", 3, 0, "dnswl"},
 	{"dnsbl-with-minimum.conf", 3, 0, "dnsbl"},
 	{"dns-lists-too-many.conf", 4, 0, "dnsbl"},
+	{"retry-window-le-dnsbl-delay.conf", 4, 3, "retry_window"},
 };
 
 static void
