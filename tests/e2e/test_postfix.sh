@@ -7,13 +7,30 @@
 #   3. retry after the delay, full message  -> 250 after DATA, lands in a Maildir
 #   4. another recipient                    -> 450 4.7.1 (a new triplet)
 #   5. an IPv6 client on ::1 (if available) -> 450 4.7.1
-#   6. greyhold's log has the matching greylist/pass lines
+#   6. the same through a unix socket in the queue directory -> 450 4.7.1
+#   7. smart greylisting with names Postfix verified (XCLIENT NAME/ADDR
+#      from 127.0.0.1; SPF served by a private unbound on loopback):
+#      a. o1.pool.test [198.18.1.7], sender b@cust.test (cust.test's SPF
+#         includes _spf.pool.test)           -> 450 4.7.1, logged with
+#         client_name=o1.pool.test as Postfix sent it
+#      b. after the delay o2.pool.test [198.18.2.9] (another /24), same
+#         sender and recipient              -> 250 after DATA, in the
+#         Maildir, logged with identity=name:pool.test
+#      c. after the delay an unverified name (NAME=[UNAVAILABLE], an
+#         SPF-authorised third /24)          -> 450 4.7.1, reason=new
+#      d. mail.example.test [198.18.3.5], sender user@example.test whose
+#         SPF authorises 198.18.3.0/24       -> 250 at first sight,
+#         logged reason=trusted-spf
+#   8. greyhold's log has the matching greylist/pass lines
 #
 # A reply of "451 4.3.5 POLICY-SERVICE-FAILURE" means Postfix could not
 # talk to greyhold; it must never appear.
 #
 # Needs root, postfix and swaks.  Without them it exits 77 (automake SKIP),
 # or 1 when GREYHOLD_REQUIRE_E2E=1 (so CI cannot silently skip it).
+# Part 7 also needs unbound: without it that part alone is skipped (a
+# failure when GREYHOLD_REQUIRE_E2E=1) and greyhold gets a resolver where
+# nothing listens, so no test ever asks a real DNS server.
 # Env: GREYHOLD_BIN (the daemon), GREYHOLD_SRCDIR (the source tree),
 # GREYHOLD_E2E_KEEP=1 keeps the temp dir for inspection.
 #
@@ -78,6 +95,7 @@ nap() { sleep "$NAP"; }
 
 TMP=""
 GH_PID=""
+UB_PID=""
 PF_STARTED=0
 FAILED=0
 CONF=""
@@ -88,6 +106,10 @@ show_logs() {
 	say ""
 	say "---- greyhold log (last 40 lines): $TMP/greyhold.log"
 	tail -n 40 "$TMP/greyhold.log" 2>/dev/null
+	if [ -s "$TMP/unbound/unbound.log" ]; then
+		say "---- unbound log (last 10 lines)"
+		tail -n 10 "$TMP/unbound/unbound.log"
+	fi
 	say "---- postfix maillog (last 60 lines): $TMP/maillog"
 	tail -n 60 "$TMP/maillog" 2>/dev/null
 	if [ -s "$TMP/postfix-start.log" ]; then
@@ -127,6 +149,14 @@ cleanup() {
 		fi
 		wait "$GH_PID" 2>/dev/null
 	fi
+	if [ -n "$UB_PID" ]; then
+		kill -TERM "$UB_PID" 2>/dev/null
+		if ! wait_gone "$UB_PID" 10; then
+			say "cleanup: unbound $UB_PID ignored SIGTERM, killing it"
+			kill -KILL "$UB_PID" 2>/dev/null
+		fi
+		wait "$UB_PID" 2>/dev/null
+	fi
 	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
 		if [ "${GREYHOLD_E2E_KEEP:-0}" = 1 ]; then
 			say "kept $TMP (GREYHOLD_E2E_KEEP=1)"
@@ -156,74 +186,15 @@ notok() {
 
 # ---- helpers (perl is there: swaks needs it) ------------------------------
 
-# can_connect HOST PORT: is something accepting TCP connections there?
-can_connect() {
-	perl -MIO::Socket::IP -e '
-		my $s = IO::Socket::IP->new(PeerHost => $ARGV[0],
-			PeerPort => $ARGV[1], Proto => "tcp", Timeout => 2);
-		exit($s ? 0 : 1);' "$1" "$2" 2>/dev/null
-}
-
-# free_ports N V6: N distinct TCP ports free on 127.0.0.1 (and on ::1 if
-# V6 is 1), picked at random outside the usual ephemeral range.
-free_ports() {
-	perl -MIO::Socket::IP -e '
-		my ($n, $v6) = @ARGV; my (%seen, @p);
-		for (1 .. 500) {
-			last if @p == $n;
-			my $p = 20000 + int(rand(12000));
-			next if $seen{$p}++;
-			my @h = ("127.0.0.1", $v6 ? ("::1") : ());
-			my $free = 1;
-			for my $h (@h) {
-				my $s = IO::Socket::IP->new(LocalHost => $h,
-					LocalPort => $p, Proto => "tcp", Listen => 1,
-					ReuseAddr => 1);
-				if ($s) { close $s } else { $free = 0; last }
-			}
-			push @p, $p if $free;
-		}
-		print "@p\n"; exit(@p == $n ? 0 : 1);' "$1" "$2"
-}
-
-# Does this host have a usable ::1?
-have_ipv6_loopback() {
-	perl -MIO::Socket::IP -e '
-		my $s = IO::Socket::IP->new(LocalHost => "::1", LocalPort => 0,
-			Proto => "tcp", Listen => 1);
-		exit($s ? 0 : 1);' 2>/dev/null
-}
-
-# smtp_v6 PORT FROM TO: the RCPT part of an SMTP dialogue from ::1 to ::1,
-# printed the way swaks prints it ("<-" accepted, "<**" rejected).  Used
-# only when swaks lacks IPv6 (it needs IO::Socket::INET6, a Recommends).
-smtp_v6() {
-	perl -MIO::Socket::IP -e '
-		my ($port, $from, $to) = @ARGV;
-		my $s = IO::Socket::IP->new(PeerHost => "::1", PeerPort => $port,
-			LocalHost => "::1", Proto => "tcp", Timeout => 10)
-			or do { print "*** cannot connect to [::1]:$port: $@\n"; exit 2 };
-		$s->autoflush(1);
-		local $SIG{ALRM} = sub { print "*** timeout\n"; exit 3 };
-		alarm 20;
-		sub reply {
-			my $all = "";
-			while (defined(my $l = <$s>)) {
-				$l =~ s/\r?\n$//; $all = $l;
-				print(($l =~ /^[45]/ ? "<** " : "<-  "), $l, "\n");
-				last if $l =~ /^\d{3} /;
-			}
-			return $all;
-		}
-		sub cmd { print " -> $_[0]\n"; print $s "$_[0]\r\n"; reply() }
-		print "=== Connected to [::1]:$port (perl client, from ::1)\n";
-		reply() =~ /^220/ or exit 4;
-		cmd("EHLO client.greyhold-e2e.test") =~ /^250/ or exit 5;
-		cmd("MAIL FROM:<$from>") =~ /^250/ or exit 6;
-		my $r = cmd("RCPT TO:<$to>");
-		cmd("QUIT");
-		exit($r =~ /^250/ ? 0 : 1);' "$@"
-}
+# The perl-based network helpers (can_connect, free_ports,
+# have_ipv6_loopback, dns_txt, smtp_v6) live beside this script.
+E2E_DIR=$(dirname "$0")
+if [ ! -r "$E2E_DIR/net_helpers.sh" ]; then
+	say "ERROR: $E2E_DIR/net_helpers.sh is missing"
+	exit 99
+fi
+# shellcheck source=tests/e2e/net_helpers.sh
+. "$E2E_DIR/net_helpers.sh"
 
 # swaks_rcpt NAME SERVER PORT TO [swaks args]: one dialogue up to RCPT,
 # output saved in $TMP/NAME.out.
@@ -260,6 +231,42 @@ expect_450() {
 	fi
 }
 
+# xclient_rcpt NAME FROM TO XCLIENT [swaks args]: like swaks_rcpt, but the
+# client first tells smtpd who it is (XCLIENT, e.g. "NAME=a.test
+# ADDR=198.18.1.7"), as a proxy in front of Postfix would.
+xclient_rcpt() {
+	name=$1 from=$2 to=$3 xc=$4
+	shift 4
+	bounded 30 swaks --server 127.0.0.1 --port "$SMTP_PORT" --from "$from" \
+		--to "$to" --helo client.greyhold-e2e.test --timeout 10 \
+		--xclient "$xc" --quit-after RCPT "$@" >"$TMP/$name.out" 2>&1
+}
+
+# xclient_ok NAME WHAT: smtpd accepted the XCLIENT command in NAME.out (a
+# refused one would leave smtpd judging 127.0.0.1, proving nothing).
+xclient_ok() {
+	r=$(awk '/^ *-> XCLIENT / { getline; sub(/^<[-*~]+ +/, ""); print; exit }' \
+		"$TMP/$1.out")
+	case $r in
+	220*) return 0 ;;
+	'') r="no reply (swaks sends XCLIENT only where smtpd offers it)" ;;
+	esac
+	notok "$2: smtpd did not accept XCLIENT: $r"
+	transcript "$1"
+	return 1
+}
+
+# expect_250 NAME WHAT: the RCPT reply in NAME.out is 250 (accepted).
+expect_250() {
+	r=$(rcpt_reply "$1")
+	if printf '%s\n' "$r" | grep -q '^250 '; then
+		ok "$2: RCPT -> $r"
+	else
+		notok "$2: expected 250 at RCPT, got '$r'"
+		transcript "$1"
+	fi
+}
+
 # expect_log WHAT ERE: greyhold logged a line matching ERE (allow it a
 # moment: the line is written just before the answer, but be tolerant).
 expect_log() {
@@ -287,11 +294,12 @@ IPV6=0
 if have_ipv6_loopback; then IPV6=1; fi
 
 # shellcheck disable=SC2046 # two words wanted
-set -- $(free_ports 3 "$IPV6") || true
-[ $# -eq 3 ] || die "could not find three free TCP ports on loopback"
+set -- $(free_ports 4 "$IPV6") || true
+[ $# -eq 4 ] || die "could not find four free ports on loopback"
 GH_PORT=$1
 SMTP_PORT=$2
 SMTP_UNIX_PORT=$3	# an smtpd that reaches greyhold over a unix socket
+UB_PORT=$4		# unbound, the only DNS server greyhold may ask
 
 # The unix socket lives inside Postfix's queue directory, as it must for a
 # chrooted smtpd ("check_policy_service unix:greyhold/socket", a path
@@ -302,6 +310,48 @@ mkdir -p "$QUEUE/greyhold" || die "mkdir failed"
 chown root:postfix "$QUEUE/greyhold" && chmod 0750 "$QUEUE/greyhold" ||
 	die "cannot prepare $QUEUE/greyhold"
 
+# -- unbound ----------------------------------------------------------------
+# It serves the SPF records of part 7 from local-data and nothing else
+# (unbound_conf_closed: no name outside them resolves, no recursion).
+SMART=0
+RESOLVER=127.0.0.1:1	# nothing listens: lookups are refused at once
+UNBOUND=$(command -v unbound 2>/dev/null || true)
+[ -z "$UNBOUND" ] && [ -x /usr/sbin/unbound ] && UNBOUND=/usr/sbin/unbound
+if [ -n "$UNBOUND" ]; then
+	mkdir -p "$TMP/unbound" || die "mkdir failed"
+	{
+		unbound_conf_closed "$UB_PORT" "$TMP/unbound"
+		cat <<EOF
+  local-zone: "test." nodefault
+  local-zone: "test." static
+  local-data: "test. 3600 IN SOA ns.test. admin.test. 1 3600 600 86400 60"
+  local-data: 'cust.test. 300 IN TXT "v=spf1 include:_spf.pool.test -all"'
+  local-data: '_spf.pool.test. 300 IN TXT "v=spf1 ip4:198.18.1.0/24 ip4:198.18.2.0/24 ip4:198.18.4.0/24 -all"'
+  local-data: 'example.test. 300 IN TXT "v=spf1 ip4:198.18.3.0/24 -all"'
+EOF
+	} >"$TMP/unbound/unbound.conf"
+	"$UNBOUND" -d -c "$TMP/unbound/unbound.conf" </dev/null \
+		>"$TMP/unbound/unbound.log" 2>&1 &
+	UB_PID=$!
+	n=0
+	until dns_txt "$UB_PORT" cust.test | grep -q '^v=spf1 include:_spf\.pool\.test -all$'; do
+		kill -0 "$UB_PID" 2>/dev/null || { UB_PID=""; die "unbound exited at start"; }
+		n=$((n + 1))
+		[ "$n" -gt 50 ] && die "unbound on 127.0.0.1:$UB_PORT does not serve cust.test TXT"
+		nap
+	done
+	dns_txt "$UB_PORT" example.com >/dev/null
+	[ $? -eq 13 ] ||
+		die "unbound on 127.0.0.1:$UB_PORT does not say NXDOMAIN for example.com: not a closed local server"
+	SMART=1
+	RESOLVER=127.0.0.1:$UB_PORT
+	ok "unbound (pid $UB_PID) serves the test's SPF records on $RESOLVER"
+elif [ "${GREYHOLD_REQUIRE_E2E:-0}" = 1 ]; then
+	notok "unbound is not installed (Debian package unbound): part 7 cannot run"
+else
+	say "skip - part 7 (verified names, SPF): unbound is not installed"
+fi
+
 # -- greyhold ---------------------------------------------------------------
 # An empty config file: no /etc/greyhold/greyhold.conf of this host leaks in.
 printf '# greyhold e2e test: everything is set on the command line\n' \
@@ -309,7 +359,7 @@ printf '# greyhold e2e test: everything is set on the command line\n' \
 "$GREYHOLD_BIN" -f -c "$TMP/greyhold.conf" --dbdir "$TMP/db" \
 	--inet "127.0.0.1:$GH_PORT" --unix "$QUEUE/greyhold/socket" \
 	-o unix_group=postfix -o unix_mode=0660 --delay "$DELAY" \
-	-o resolver=127.0.0.1:1 \
+	-o resolver="$RESOLVER" \
 	</dev/null >"$TMP/greyhold.log" 2>&1 &
 GH_PID=$!
 n=0
@@ -372,6 +422,8 @@ smtpd_peername_lookup = no
 smtpd_error_sleep_time = 0s
 smtpd_soft_error_limit = 100
 smtpd_hard_error_limit = 100
+# Test clients on 127.0.0.1 may claim any name and address (part 7).
+smtpd_authorized_xclient_hosts = 127.0.0.1
 
 # Logs without syslog.
 maillog_file = $TMP/maillog
@@ -425,6 +477,23 @@ done
 ok "Postfix (postfix -c $CONF) accepts SMTP on 127.0.0.1:$SMTP_PORT"
 
 # ---- the scenario ---------------------------------------------------------
+
+# 7a, 7d. First sights with names Postfix takes as verified (XCLIENT), made
+# now so that the delay runs out alongside parts 1-6.
+POOL_SENDER=b@cust.test
+POOL_RCPT=erin@$DOMAIN
+if [ "$SMART" = 1 ]; then
+	xclient_rcpt pool1 "$POOL_SENDER" "$POOL_RCPT" \
+		"NAME=o1.pool.test ADDR=198.18.1.7"
+	T_POOL1=$(date +%s)
+	xclient_ok pool1 "7a o1.pool.test" &&
+		expect_450 pool1 "7a o1.pool.test [198.18.1.7], first sight"
+
+	xclient_rcpt trusted user@example.test "frank@$DOMAIN" \
+		"NAME=mail.example.test ADDR=198.18.3.5"
+	xclient_ok trusted "7d mail.example.test" &&
+		expect_250 trusted "7d mail.example.test [198.18.3.5], SPF-aligned sender, first sight"
+fi
 
 # 1. First attempt: greylisted.
 swaks_rcpt first 127.0.0.1 "$SMTP_PORT" "alice@$DOMAIN"
@@ -506,7 +575,53 @@ fi
 swaks_rcpt unix 127.0.0.1 "$SMTP_UNIX_PORT" "dave@$DOMAIN"
 expect_450 unix "smtpd with check_policy_service unix:greyhold/socket, dave@$DOMAIN"
 
-# 7. greyhold logged what happened.
+# 7b, 7c. After the delay: the pool's other address, then an unverified name.
+if [ "$SMART" = 1 ]; then
+	until [ "$(date +%s)" -ge $((T_POOL1 + DELAY + 1)) ]; do nap; done
+	SUBJECT2="greyhold e2e pool $$-$T_START"
+	bounded 30 swaks --server 127.0.0.1 --port "$SMTP_PORT" \
+		--from "$POOL_SENDER" --to "$POOL_RCPT" \
+		--helo client.greyhold-e2e.test --timeout 10 \
+		--xclient "NAME=o2.pool.test ADDR=198.18.2.9" \
+		--header "Subject: $SUBJECT2" --body "greyhold e2e: a pool's retry" \
+		>"$TMP/pool2.out" 2>&1
+	queued=0
+	if xclient_ok pool2 "7b o2.pool.test"; then
+		r=$(rcpt_reply pool2)
+		q=$(awk '/^ *-> \.$/ { getline; sub(/^<[-*~]+ +/, ""); print; exit }' "$TMP/pool2.out")
+		if printf '%s\n' "$r" | grep -q '^250 ' &&
+			printf '%s\n' "$q" | grep -q '^250 .*queued as'; then
+			ok "7b o2.pool.test [198.18.2.9] after the delay: RCPT -> $r"
+			ok "7b o2.pool.test: end of DATA -> $q"
+			queued=1
+		else
+			notok "7b o2.pool.test [198.18.2.9] after the delay: expected 250 at RCPT and after DATA, got '$r' / '$q'"
+			transcript pool2
+		fi
+	fi
+	n=0
+	delivered=""
+	while [ "$queued" = 1 ] && [ "$n" -le 75 ]; do
+		delivered=$(grep -l -F "Subject: $SUBJECT2" "$TMP/mail/sink/new/"* 2>/dev/null | head -n 1)
+		[ -n "$delivered" ] && break
+		n=$((n + 1))
+		nap
+	done
+	if [ -n "$delivered" ]; then
+		ok "7b the pool's message delivered to the Maildir: ${delivered#"$TMP"/}"
+	elif [ "$queued" = 1 ]; then
+		notok "7b the pool's message not delivered to $TMP/mail/sink/new within 15s"
+	fi
+
+	# SPF authorises 198.18.4.20 for cust.test too, and its unverified
+	# reverse name looks like the pool's: only a verified name may group.
+	xclient_rcpt unverified "$POOL_SENDER" "$POOL_RCPT" \
+		"NAME=[UNAVAILABLE] REVERSE_NAME=o3.pool.test ADDR=198.18.4.20"
+	xclient_ok unverified "7c unverified name" &&
+		expect_450 unverified "7c [198.18.4.20] without a verified name, after the delay"
+fi
+
+# 8. greyhold logged what happened.
 esc_domain=$(printf '%s' "$DOMAIN" | sed 's/\./\\./g')
 expect_log "alice first" \
 	"action=greylist, reason=new, .*client_address=127\.0\.0\.1.*recipient=alice@$esc_domain"
@@ -521,6 +636,18 @@ expect_log "dave over the unix socket" \
 if [ "$IPV6" = 1 ]; then
 	expect_log "carol from ::1" \
 		"action=greylist, reason=new, .*client_address=::1.*recipient=carol@$esc_domain"
+fi
+
+if [ "$SMART" = 1 ]; then
+	esc_rcpt=$(printf '%s' "$POOL_RCPT" | sed 's/\./\\./g')
+	expect_log "7a o1.pool.test, client_name as Postfix sent it" \
+		"action=greylist, reason=new, client_name=o1\.pool\.test, client_address=198\.18\.1\.7, sender=b@cust\.test, recipient=$esc_rcpt"
+	expect_log "7b o2.pool.test passed by the name identity" \
+		"action=pass, reason=triplet found, .*identity=name:pool\.test, client_name=o2\.pool\.test, client_address=198\.18\.2\.9, sender=b@cust\.test, recipient=$esc_rcpt"
+	expect_log "7c unverified name: new, not grouped" \
+		"action=greylist, reason=new, client_name=unknown, client_address=198\.18\.4\.20, sender=b@cust\.test, recipient=$esc_rcpt"
+	expect_log "7d trusted sender" \
+		"action=pass, reason=trusted-spf, identity=name:example\.test, client_name=mail\.example\.test, client_address=198\.18\.3\.5, sender=user@example\.test, recipient=frank@$esc_domain"
 fi
 
 if grep -q 'POLICY-SERVICE-FAILURE' "$TMP"/*.out; then
