@@ -1334,8 +1334,8 @@ static const struct wide_case wide_cases[] = {
 	{"2001:db8:9::1", "u@all6.example", SPF_PASS, false,
 	 "ip6:::/0 covers 2001:db8::1"},
 	{"10.1.2.3", "u@lowhalf.example", SPF_PASS, true,
-	 "ip4:0.0.0.0/1 does not cover 192.0.2.1: the documented limit of "
-	 "one probe address (spf.h); proven"},
+	 "ip4:0.0.0.0/1 does not cover 192.0.2.1, so the probe alone "
+	 "cannot catch it (spf.h); another rule must"},
 	{"198.18.4.4", "u@lowhalf.example", SPF_FAIL, false,
 	 "ip4:0.0.0.0/1 does not cover a client in 128/1 either"},
 	{"198.18.4.4", "u@normal.example", SPF_PASS, true,
