@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "dnslist.h"
 #include "spf.h"
 
 /* Lists consulted per request at most (dnswl and dnsbl together). */
@@ -25,9 +26,10 @@ enum spf_phase { PHASE_NONE, PHASE_REAL, PHASE_PROBE, PHASE_DONE };
 
 struct list_query {
 	struct evidence *e;
-	char zone[208];			/* copied: a reload frees the config */
+	char zone[208];			/* the setting as logged, copied: a
+					   reload frees the config */
+	struct dnslist_spec spec;	/* zone and least last octet */
 	bool allow;
-	int min_last;			/* allowlists: least last octet; -1 */
 };
 
 struct evidence {
@@ -223,18 +225,6 @@ spf_start(struct evidence *e, const struct evidence_input *in)
 
 /* ---- DNS lists ------------------------------------------------------------ */
 
-bool
-evidence_list_answer_counts(const uint8_t a[4], bool allowlist, int min_last)
-{
-	if (a[0] != 127)
-		return false;
-	if (a[1] == 255 && a[2] == 255)
-		return false;
-	if (allowlist && a[1] == 0 && a[2] == 0 && a[3] == 255)
-		return false;
-	return !allowlist || min_last < 0 || a[3] >= min_last;
-}
-
 static void
 on_list_answer(void *arg, const struct dns_result *res)
 {
@@ -247,9 +237,9 @@ on_list_answer(void *arg, const struct dns_result *res)
 	if (res->status == DNS_OK)
 		for (size_t i = 0; i < res->n && !listed; i++)
 			listed = res->rr[i].len == 4 &&
-				 evidence_list_answer_counts(res->rr[i].data,
-							     lq->allow,
-							     lq->min_last);
+				 dnslist_answer_counts(res->rr[i].data,
+						       lq->allow,
+						       lq->spec.min_last);
 	if (listed && lq->allow && e->rep.dnswl_zone == NULL) {
 		e->rep.ev.dnswl = true;
 		e->rep.dnswl_zone = lq->zone;
@@ -261,55 +251,24 @@ on_list_answer(void *arg, const struct dns_result *res)
 	maybe_free(e);
 }
 
-/* The list query name: the address reversed (nibbles for IPv6), then zone. */
-static bool
-list_name(char *out, size_t outsz, const struct addr *a, const char *zone,
-	  size_t zone_len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	int n;
-
-	if (a->family == ADDR_V4) {
-		n = snprintf(out, outsz, "%u.%u.%u.%u.", a->bytes[3], a->bytes[2],
-			     a->bytes[1], a->bytes[0]);
-		if (n < 0 || (size_t)n >= outsz)
-			return false;
-		o = (size_t)n;
-	} else {
-		if (outsz < 64)
-			return false;
-		for (int i = 15; i >= 0; i--) {
-			out[o++] = hex[a->bytes[i] & 15];
-			out[o++] = '.';
-			out[o++] = hex[a->bytes[i] >> 4];
-			out[o++] = '.';
-		}
-	}
-	if (o + zone_len + 1 > outsz)
-		return false;
-	memcpy(out + o, zone, zone_len);
-	out[o + zone_len] = '\0';
-	return true;
-}
-
 static void
 list_start(struct evidence *e, const struct addr *a, const char *spec,
 	   bool allow)
 {
 	struct list_query *lq;
-	char name[DNS_NAME_MAX + 1];
-	const char *colon = allow ? strrchr(spec, ':') : NULL;
-	size_t zone_len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+	char name[DNSLIST_QNAME_SIZE];
 
-	if (e->lists_pending >= EVIDENCE_MAX_LISTS ||
-	    !list_name(name, sizeof(name), a, spec, zone_len))
+	if (e->lists_pending >= EVIDENCE_MAX_LISTS)
 		return;
 	lq = &e->lists[e->lists_pending];
+	/* config.c checked the setting with the same rules: a spec that
+	   fails here (or a name too long for this client) is skipped. */
+	if (dnslist_parse(&lq->spec, spec, allow) < 0 ||
+	    dnslist_query_name(name, sizeof(name), a, lq->spec.zone) < 0)
+		return;
 	lq->e = e;
 	snprintf(lq->zone, sizeof(lq->zone), "%s", spec);
 	lq->allow = allow;
-	lq->min_last = colon != NULL ? atoi(colon + 1) : -1;
 	if (dns_lookup(e->dns, DNS_T_A, name, on_list_answer, lq) == 0) {
 		e->outstanding++;
 		e->lists_pending++;

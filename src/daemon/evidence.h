@@ -58,16 +58,7 @@ struct evidence_report {
 
 typedef void (*evidence_cb)(void *arg, const struct evidence_report *rep);
 
-/*
- * Whether an answer from a DNS list counts.  An answer outside
- * 127.0.0.0/8 is no answer (a hijacking resolver); 127.255.255.0/24 are
- * the lists' error codes (Spamhaus: "query refused", "public resolver")
- * and 127.0.0.255 is dnswl.org's "blocked": none of them ever counts.
- * For an allowlist with a minimum, the last octet (dnswl.org's trust
- * level, 0-3) must reach it.
- */
-bool evidence_list_answer_counts(const uint8_t a[4], bool allowlist,
-				 int min_last);
+/* Which list answers count: dnslist_answer_counts() (src/lib/dnslist.h). */
 
 /*
  * Start gathering; 0 with *out set, or a negative errno (the caller goes

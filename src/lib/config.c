@@ -18,6 +18,7 @@
 
 #include "addr.h"
 #include "answer.h"
+#include "dnslist.h"
 #include "engine.h"
 #include "redis_endpoint.h"
 #include "triplet.h"
@@ -669,30 +670,13 @@ load_file(struct config *cfg, struct origins *o, const char *path,
 }
 
 /* Checks across keys, and the inet listeners' syntax. */
-/*
- * A DNS list zone: a domain name (letters, digits, '-', '.'), with, for
- * an allowlist, an optional ":N" least last octet (dnswl.org's trust
- * level, 0-3).  At most CONFIG_MAX_DNS_LISTS lists in all.
- */
+/* A DNS list setting: the rules are dnslist_parse()'s (dnslist.h). */
 static bool
 dns_zone_ok(const char *spec, bool allow)
 {
-	const char *colon = strrchr(spec, ':');
-	size_t len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
-	char *end;
-	long min;
+	struct dnslist_spec parsed;
 
-	if (len == 0 || len > 200 || spec[0] == '.' || spec[len - 1] == '.' ||
-	    strspn(spec, "abcdefghijklmnopqrstuvwxyz"
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != len ||
-	    strstr(spec, "..") != NULL || memchr(spec, '.', len) == NULL)
-		return false;
-	if (colon == NULL)
-		return true;
-	if (!allow || colon[1] == '\0')
-		return false;
-	min = strtol(colon + 1, &end, 10);
-	return *end == '\0' && min >= 0 && min <= 255;
+	return dnslist_parse(&parsed, spec, allow) == 0;
 }
 
 static int

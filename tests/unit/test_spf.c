@@ -1169,6 +1169,203 @@ test_probe(void **state)
 	assert_false(spf_proven(SPF_SOFTFAIL, SPF_FAIL));
 }
 
+/* ---- which record authorised a pass ---------------------------------------------- */
+
+static const struct rrset auth_zone[] = {
+	{DNS_T_TXT, "own.example", 0, {"v=spf1 ip4:198.51.100.0/24 -all"}},
+	/* A customer's record including a provider's, which includes its
+	   netblocks (Office 365 and Google are shaped so). */
+	{DNS_T_TXT, "customer.example", 0,
+	 {"v=spf1 include:_spf.provider.example -all"}},
+	{DNS_T_TXT, "_spf.provider.example", 0,
+	 {"v=spf1 include:_netblocks.provider.example ~all"}},
+	{DNS_T_TXT, "_netblocks.provider.example", 0,
+	 {"v=spf1 ip4:198.18.0.0/16 ip6:2001:db8:5::/48 -all"}},
+	/* The include's records end in -all and ~all, which match inside
+	   them; the customer's own ip4 after the include passes. */
+	{DNS_T_TXT, "mixed.example", 0,
+	 {"v=spf1 include:_spf.provider.example ip4:100.64.0.0/10 -all"}},
+	{DNS_T_TXT, "redirect.example", 0, {"v=spf1 redirect=own.example"}},
+	{DNS_T_TXT, "redirect-chain.example", 0,
+	 {"v=spf1 redirect=_spf.provider.example"}},
+	{DNS_T_TXT, "mx-only.example", 0, {"v=spf1 mx ?all"}},
+	{DNS_T_MX, "mx-only.example", 0, {"mail.mx-only.example"}},
+	{DNS_T_A, "mail.mx-only.example", 0, {"198.51.100.25"}},
+	{0, NULL, 0, {NULL}},
+};
+
+/* Evaluate; the result and spf_authorised_by() ("" for NULL) in *by. */
+static enum spf_result
+authorised(const char *client, const char *sender, char *by, size_t bysz)
+{
+	struct spf_query q = {
+		.client = client_addr(client), .sender = sender,
+		.helo = "h.example",
+	};
+	static struct answer a;
+	const struct dns_result *answer = NULL;
+	char qname[DNS_NAME_MAX + 1];
+	enum dns_type qtype;
+	enum spf_result r;
+	unsigned steps = 0;
+	const char *who;
+	spf_t *s;
+
+	assert_int_equal(spf_new(&s, &q), 0);
+	/* Nothing is known before the evaluation ends. */
+	assert_null(spf_authorised_by(s));
+	while (spf_step(s, answer, &qtype, qname) == SPF_STEP_LOOKUP) {
+		assert_true(++steps < STEPS_MAX);
+		resolve(auth_zone, 0, qtype, qname, &a);
+		answer = &a.res;
+	}
+	r = spf_result(s);
+	who = spf_authorised_by(s);
+	snprintf(by, bysz, "%s", who != NULL ? who : "");
+	spf_free(s);
+	return r;
+}
+
+struct auth_case {
+	const char *client, *sender;
+	enum spf_result result;
+	const char *by;		/* "": NULL */
+	const char *why;
+};
+
+static const struct auth_case auth_cases[] = {
+	{"198.51.100.7", "u@own.example", SPF_PASS, "own.example",
+	 "the sender's own record"},
+	{"198.18.1.1", "u@customer.example", SPF_PASS,
+	 "_netblocks.provider.example", "the innermost record of an include "
+	 "chain, not the customer's"},
+	{"2001:db8:5::9", "u@customer.example", SPF_PASS,
+	 "_netblocks.provider.example", "the same over IPv6"},
+	{"100.64.3.3", "u@mixed.example", SPF_PASS, "mixed.example",
+	 "an include whose records ended in -all/~all did not authorise; "
+	 "the customer's own ip4 did"},
+	{"198.51.100.7", "u@redirect.example", SPF_PASS, "own.example",
+	 "redirect: the record redirected to"},
+	{"198.18.200.1", "u@redirect-chain.example", SPF_PASS,
+	 "_netblocks.provider.example", "redirect to a record with includes"},
+	{"198.51.100.25", "u@mx-only.example", SPF_PASS, "mx-only.example",
+	 "an mx match is the record's own domain"},
+	{"203.0.113.5", "u@own.example", SPF_FAIL, "", "fail: nobody"},
+	{"203.0.113.5", "u@customer.example", SPF_FAIL, "",
+	 "fail after an include that did not match: nobody"},
+	{"203.0.113.5", "u@mx-only.example", SPF_NEUTRAL, "",
+	 "neutral (?all matched): nobody"},
+	{"203.0.113.5", "u@redirect-chain.example", SPF_SOFTFAIL, "",
+	 "softfail through a redirect: nobody"},
+	{"203.0.113.5", "u@nowhere.example", SPF_NONE, "", "no record"},
+};
+
+static void
+test_authorised_by(void **state)
+{
+	char by[DNS_NAME_MAX + 1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(auth_cases) / sizeof(auth_cases[0]);
+	     i++) {
+		const struct auth_case *c = &auth_cases[i];
+		enum spf_result r = authorised(c->client, c->sender, by,
+					       sizeof(by));
+
+		if (r != c->result || strcmp(by, c->by) != 0)
+			fail_msg("%s from %s: %s by '%s', want %s by '%s' (%s)",
+				 c->sender, c->client, spf_result_name(r), by,
+				 spf_result_name(c->result), c->by, c->why);
+	}
+}
+
+/* ---- records wide enough to pass anyone prove nothing ------------------------------ */
+
+static const struct rrset wide_zone[] = {
+	{DNS_T_TXT, "plusall.example", 0, {"v=spf1 +all"}},
+	{DNS_T_TXT, "bareall.example", 0, {"v=spf1 ip4:198.18.0.0/16 all"}},
+	{DNS_T_TXT, "all4.example", 0, {"v=spf1 ip4:0.0.0.0/0 -all"}},
+	{DNS_T_TXT, "lowhalf.example", 0, {"v=spf1 ip4:0.0.0.0/1 -all"}},
+	{DNS_T_TXT, "highhalf.example", 0, {"v=spf1 ip4:128.0.0.0/1 -all"}},
+	{DNS_T_TXT, "all6.example", 0, {"v=spf1 ip6:::/0 -all"}},
+	{DNS_T_TXT, "normal.example", 0,
+	 {"v=spf1 ip4:198.18.0.0/16 ip6:2001:db8:7::/48 include:_spf.normal.example -all"}},
+	{DNS_T_TXT, "_spf.normal.example", 0, {"v=spf1 ip4:100.64.0.0/24 ~all"}},
+	{0, NULL, 0, {NULL}},
+};
+
+/* The real evaluation and the probe, as the daemon runs them. */
+static bool
+wide_proven(const char *client, const char *sender, enum spf_result *real)
+{
+	struct spf_query q = {
+		.client = client_addr(client), .sender = sender,
+		.helo = "h.example", .receiver = "r.example", .now = 1,
+	};
+	struct spf_query probe;
+	struct run r, p;
+
+	run_query(&r, wide_zone, 0, &q);
+	assert_true(spf_query_probe(&probe, &q));
+	run_query(&p, wide_zone, 0, &probe);
+	*real = r.result;
+	return spf_proven(r.result, p.result);
+}
+
+struct wide_case {
+	const char *client, *sender;
+	enum spf_result real;
+	bool proven;
+	const char *why;
+};
+
+static const struct wide_case wide_cases[] = {
+	{"198.18.4.4", "u@plusall.example", SPF_PASS, false,
+	 "+all passes the probe too"},
+	{"198.18.4.4", "u@bareall.example", SPF_PASS, false,
+	 "the client's range matches first, but a bare 'all' (+) passes "
+	 "the probe"},
+	{"2001:db8:9::1", "u@plusall.example", SPF_PASS, false,
+	 "+all over IPv6: the probe 2001:db8::1 passes"},
+	{"198.18.4.4", "u@all4.example", SPF_PASS, false,
+	 "ip4:0.0.0.0/0 covers 192.0.2.1"},
+	{"198.18.4.4", "u@highhalf.example", SPF_PASS, false,
+	 "ip4:128.0.0.0/1 covers 192.0.2.1"},
+	{"2001:db8:9::1", "u@all6.example", SPF_PASS, false,
+	 "ip6:::/0 covers 2001:db8::1"},
+	{"10.1.2.3", "u@lowhalf.example", SPF_PASS, true,
+	 "ip4:0.0.0.0/1 does not cover 192.0.2.1, so the probe alone "
+	 "cannot catch it (spf.h); another rule must"},
+	{"198.18.4.4", "u@lowhalf.example", SPF_FAIL, false,
+	 "ip4:0.0.0.0/1 does not cover a client in 128/1 either"},
+	{"198.18.4.4", "u@normal.example", SPF_PASS, true,
+	 "a normal record: proven"},
+	{"2001:db8:7::25", "u@normal.example", SPF_PASS, true,
+	 "a normal record over IPv6, whose probe is 2001:db8::1: proven"},
+	{"100.64.0.9", "u@normal.example", SPF_PASS, true,
+	 "a normal include: proven"},
+	{"203.0.113.9", "u@normal.example", SPF_FAIL, false,
+	 "no pass, nothing proven"},
+};
+
+static void
+test_probe_wide_records(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(wide_cases) / sizeof(wide_cases[0]);
+	     i++) {
+		const struct wide_case *c = &wide_cases[i];
+		enum spf_result real;
+		bool proven = wide_proven(c->client, c->sender, &real);
+
+		if (real != c->real || proven != c->proven)
+			fail_msg("%s from %s: %s, proven %d; want %s, %d (%s)",
+				 c->sender, c->client, spf_result_name(real),
+				 proven, spf_result_name(c->real), c->proven,
+				 c->why);
+	}
+}
+
 int
 main(void)
 {
@@ -1186,6 +1383,8 @@ main(void)
 		cmocka_unit_test(test_query_validation),
 		cmocka_unit_test(test_result_names),
 		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_authorised_by),
+		cmocka_unit_test(test_probe_wide_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
