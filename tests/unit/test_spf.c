@@ -100,6 +100,7 @@ struct run {
 	char why[256];
 	unsigned lookups;
 	unsigned queries;
+	bool broad;		/* spf_too_broad() */
 	char log[LOG_MAX][DNS_NAME_MAX + 8];	/* "TYPE name" */
 };
 
@@ -149,6 +150,7 @@ run_query(struct run *r, const struct rrset *zone, size_t len0,
 		answer = &a.res;
 	}
 	r->result = spf_result(s);
+	r->broad = spf_too_broad(s);
 	snprintf(r->why, sizeof(r->why), "%s", spf_why(s));
 	r->lookups = spf_lookups(s);
 	/* Done is final. */
@@ -1287,6 +1289,8 @@ static const struct rrset wide_zone[] = {
 	{DNS_T_TXT, "all4.example", 0, {"v=spf1 ip4:0.0.0.0/0 -all"}},
 	{DNS_T_TXT, "lowhalf.example", 0, {"v=spf1 ip4:0.0.0.0/1 -all"}},
 	{DNS_T_TXT, "highhalf.example", 0, {"v=spf1 ip4:128.0.0.0/1 -all"}},
+	{DNS_T_TXT, "slash7.example", 0, {"v=spf1 ip4:10.0.0.0/7 -all"}},
+	{DNS_T_TXT, "slash8.example", 0, {"v=spf1 ip4:10.0.0.0/8 -all"}},
 	{DNS_T_TXT, "all6.example", 0, {"v=spf1 ip6:::/0 -all"}},
 	{DNS_T_TXT, "normal.example", 0,
 	 {"v=spf1 ip4:198.18.0.0/16 ip6:2001:db8:7::/48 include:_spf.normal.example -all"}},
@@ -1309,7 +1313,8 @@ wide_proven(const char *client, const char *sender, enum spf_result *real)
 	assert_true(spf_query_probe(&probe, &q));
 	run_query(&p, wide_zone, 0, &probe);
 	*real = r.result;
-	return spf_proven(r.result, p.result);
+	/* As the daemon combines them (evidence.c): the probe, and breadth. */
+	return spf_proven(r.result, p.result) && !r.broad;
 }
 
 struct wide_case {
@@ -1333,9 +1338,13 @@ static const struct wide_case wide_cases[] = {
 	 "ip4:128.0.0.0/1 covers 192.0.2.1"},
 	{"2001:db8:9::1", "u@all6.example", SPF_PASS, false,
 	 "ip6:::/0 covers 2001:db8::1"},
-	{"10.1.2.3", "u@lowhalf.example", SPF_PASS, true,
+	{"10.1.2.3", "u@lowhalf.example", SPF_PASS, false,
 	 "ip4:0.0.0.0/1 does not cover 192.0.2.1, so the probe alone "
-	 "cannot catch it (spf.h); another rule must"},
+	 "cannot catch it; spf_too_broad() does (a /1 is far wider than /8)"},
+	{"10.1.2.3", "u@slash7.example", SPF_PASS, false,
+	 "a /7 is too broad too"},
+	{"10.1.2.3", "u@slash8.example", SPF_PASS, true,
+	 "a /8 is the widest range that still proves something"},
 	{"198.18.4.4", "u@lowhalf.example", SPF_FAIL, false,
 	 "ip4:0.0.0.0/1 does not cover a client in 128/1 either"},
 	{"198.18.4.4", "u@normal.example", SPF_PASS, true,
