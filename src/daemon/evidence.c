@@ -305,7 +305,8 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 		return;
 	lq = &e->lists[e->lists_pending];
 	lq->e = e;
-	snprintf(lq->zone, sizeof(lq->zone), "%s", spec);
+	/* The zone alone (the log says "dnswl (ZONE)"), not its ":MIN". */
+	snprintf(lq->zone, sizeof(lq->zone), "%.*s", (int)zone_len, spec);
 	lq->allow = allow;
 	lq->min_last = colon != NULL ? atoi(colon + 1) : -1;
 	if (dns_lookup(e->dns, DNS_T_A, name, on_list_answer, lq) == 0) {
