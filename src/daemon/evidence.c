@@ -267,7 +267,8 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 	    dnslist_query_name(name, sizeof(name), a, lq->spec.zone) < 0)
 		return;
 	lq->e = e;
-	snprintf(lq->zone, sizeof(lq->zone), "%s", spec);
+	/* The zone alone (the log says "dnswl (ZONE)"), not its ":MIN". */
+	snprintf(lq->zone, sizeof(lq->zone), "%.*s", (int)zone_len, spec);
 	lq->allow = allow;
 	if (dns_lookup(e->dns, DNS_T_A, name, on_list_answer, lq) == 0) {
 		e->outstanding++;
