@@ -26,9 +26,9 @@ enum spf_phase { PHASE_NONE, PHASE_REAL, PHASE_PROBE, PHASE_DONE };
 
 struct list_query {
 	struct evidence *e;
-	char zone[208];			/* the setting as logged, copied: a
-					   reload frees the config */
-	struct dnslist_spec spec;	/* zone and least last octet */
+	/* Zone (as logged: "dnswl (ZONE)", without ":MIN") and least last
+	   octet, copied: a reload frees the config. */
+	struct dnslist_spec spec;
 	bool allow;
 };
 
@@ -242,10 +242,10 @@ on_list_answer(void *arg, const struct dns_result *res)
 						       lq->spec.min_last);
 	if (listed && lq->allow && e->rep.dnswl_zone == NULL) {
 		e->rep.ev.dnswl = true;
-		e->rep.dnswl_zone = lq->zone;
+		e->rep.dnswl_zone = lq->spec.zone;
 	} else if (listed && !lq->allow && e->rep.dnsbl_zone == NULL) {
 		e->rep.ev.dnsbl = true;
-		e->rep.dnsbl_zone = lq->zone;
+		e->rep.dnsbl_zone = lq->spec.zone;
 	}
 	maybe_report(e);
 	maybe_free(e);
@@ -267,8 +267,6 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 	    dnslist_query_name(name, sizeof(name), a, lq->spec.zone) < 0)
 		return;
 	lq->e = e;
-	/* The zone alone (the log says "dnswl (ZONE)"), not its ":MIN". */
-	snprintf(lq->zone, sizeof(lq->zone), "%.*s", (int)zone_len, spec);
 	lq->allow = allow;
 	if (dns_lookup(e->dns, DNS_T_A, name, on_list_answer, lq) == 0) {
 		e->outstanding++;
