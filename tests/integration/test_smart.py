@@ -90,6 +90,8 @@ ZONE_DATA = [
     # Records that pass for anyone (the probe's address included).
     txt("open.test", "v=spf1 +all"),
     txt("half.test", "v=spf1 ip4:128.0.0.0/1 -all"),
+    # The other half: the probe (192.0.2.1) is not in it, its width is.
+    txt("lowhalf.test", "v=spf1 ip4:0.0.0.0/1 -all"),
     # redirect=
     txt("redir.test", "v=spf1 redirect=_spf.redir.test"),
     txt("_spf.redir.test", "v=spf1 ip4:100.64.3.0/24 -all"),
@@ -297,6 +299,10 @@ class Trust(SmartCase):
         self.expect(d, req("100.64.2.10", "mail.open.test", "a@open.test"),
                     "DEFER_IF_PERMIT", "action=greylist, reason=new,")
         self.expect(d, req("198.18.0.10", "mail.half.test", "a@half.test"),
+                    "DEFER_IF_PERMIT", "action=greylist, reason=new,")
+        # ...and so does a range wider than a /8 that misses 192.0.2.1.
+        self.expect(d, req("100.64.2.11", "mail.lowhalf.test",
+                           "a@lowhalf.test"),
                     "DEFER_IF_PERMIT", "action=greylist, reason=new,")
 
     def test_spf_mechanisms_through_unbound(self):
