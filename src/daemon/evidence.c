@@ -28,7 +28,6 @@ struct list_query {
 	char zone[208];			/* copied: a reload frees the config */
 	bool allow;
 	int min_last;			/* allowlists: least last octet; -1 */
-	struct evidence_list answer;	/* for the report */
 };
 
 struct evidence {
@@ -53,6 +52,7 @@ struct evidence {
 	struct list_query lists[EVIDENCE_MAX_LISTS];
 	unsigned lists_pending;
 	unsigned lists_asked;
+	struct evidence_list list_answers[EVIDENCE_MAX_LISTS];
 
 	struct evidence_report rep;
 };
@@ -93,8 +93,7 @@ report(struct evidence *e, bool budget_spent)
 	e->rep.budget_spent = budget_spent;
 	e->rep.ev.spf = e->phase == PHASE_DONE ? e->real : SPF_NONE;
 	e->rep.n_lists = e->lists_asked;
-	for (unsigned i = 0; i < e->lists_asked; i++)
-		e->rep.lists[i] = e->lists[i].answer;
+	memcpy(e->rep.lists, e->list_answers, sizeof(e->rep.lists));
 	if (e->rep.ev.spf_proven) {
 		e->rep.ev.spf_domain = e->spf_domain;
 		e->rep.ev.spf_authorised_by =
@@ -154,11 +153,11 @@ spf_finished(struct evidence *e)
 		e->phase = PHASE_DONE;
 		return;
 	}
-	e->rep.probed = true;
-	e->rep.probe = r;
 	e->rep.ev.spf_proven = spf_proven(e->real, r);
 	spf_free(e->spf);
 	e->spf = NULL;
+	e->rep.probed = true;
+	e->rep.probe = r;
 	e->phase = PHASE_DONE;
 }
 
@@ -245,6 +244,7 @@ on_list_answer(void *arg, const struct dns_result *res)
 {
 	struct list_query *lq = arg;
 	struct evidence *e = lq->e;
+	struct evidence_list *answer;
 	bool listed = false;
 
 	e->outstanding--;
@@ -255,9 +255,6 @@ on_list_answer(void *arg, const struct dns_result *res)
 				 evidence_list_answer_counts(res->rr[i].data,
 							     lq->allow,
 							     lq->min_last);
-	lq->answer.answered = true;
-	lq->answer.status = res->status;
-	lq->answer.listed = listed;
 	if (listed && lq->allow && e->rep.dnswl_zone == NULL) {
 		e->rep.ev.dnswl = true;
 		e->rep.dnswl_zone = lq->zone;
@@ -265,6 +262,10 @@ on_list_answer(void *arg, const struct dns_result *res)
 		e->rep.ev.dnsbl = true;
 		e->rep.dnsbl_zone = lq->zone;
 	}
+	answer = &e->list_answers[lq - e->lists];
+	answer->answered = true;
+	answer->status = res->status;
+	answer->listed = listed;
 	maybe_report(e);
 	maybe_free(e);
 }
@@ -310,21 +311,20 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 	const char *colon = allow ? strrchr(spec, ':') : NULL;
 	size_t zone_len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
 
-	if (e->lists_asked >= EVIDENCE_MAX_LISTS ||
+	if (e->lists_pending >= EVIDENCE_MAX_LISTS ||
 	    !list_name(name, sizeof(name), a, spec, zone_len))
 		return;
-	lq = &e->lists[e->lists_asked];
+	lq = &e->lists[e->lists_pending];
 	lq->e = e;
 	snprintf(lq->zone, sizeof(lq->zone), "%s", spec);
 	lq->allow = allow;
 	lq->min_last = colon != NULL ? atoi(colon + 1) : -1;
-	memset(&lq->answer, 0, sizeof(lq->answer));
-	lq->answer.zone = lq->zone;
-	lq->answer.allow = allow;
 	if (dns_lookup(e->dns, DNS_T_A, name, on_list_answer, lq) == 0) {
 		e->outstanding++;
 		e->lists_pending++;
-		e->lists_asked++;
+		/* Its answer comes later, from the loop (dns.h). */
+		e->list_answers[e->lists_asked++] = (struct evidence_list){
+			.zone = lq->zone, .allow = allow};
 	}
 }
 
