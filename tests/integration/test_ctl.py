@@ -581,6 +581,8 @@ class Errors(CtlCase):
             ("stats", "x"), ("dump", "a", "b"), ("import-postgrey",),
             ("import-postgrey", "--delay", "0", "/tmp"),
             ("whitelist", "add", "sender", "x"),
+            ("-o", "no_such_key=1", "list"), ("-o", "delay", "list"),
+            ("-o", "delay=soon", "list"),
         ]
         for args in bad:
             with self.subTest(args=args):
