@@ -389,7 +389,7 @@ int
 cmd_check(struct ctl *ctl, int argc, char **argv)
 {
 	struct policy_request r;
-	static struct explanation x;	/* large: the records of 3 identities */
+	struct explanation x;
 	int rc;
 
 	memset(&r, 0, sizeof(r));

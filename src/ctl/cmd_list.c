@@ -7,9 +7,10 @@
  * and recipient (normalised as the daemon keys them), state, age, count.
  * With privacy = yes the filter's values are hashed the same way and
  * compared with the stored hashes; a network cannot be hashed, so it
- * matches no hashed record.  A sender filter matches an identity's
- * records only where the daemon keyed the sender as given (it keys them
- * with the sender's organisational domain).  The walk reads DB_CHUNK records per read
+ * matches no hashed record.  A sender filter also matches the records of
+ * name and SPF identities under the sender with its organisational domain,
+ * as the daemon keys them (not when hashed: a hash does not say whose
+ * record it is).  The walk reads DB_CHUNK records per read
  * transaction (db_walk()), so records changed meanwhile may or may not
  * be listed.  Undecodable records are skipped.
  */
@@ -42,6 +43,9 @@ struct filter {
 	bool has_sender, has_rcpt;
 	char sender[TRIPLET_MAX_ADDR];
 	size_t sender_len;
+	/* The sender as identities' keys hold it (identity.h). */
+	char sender_org[TRIPLET_MAX_ADDR];
+	size_t sender_org_len;
 	char rcpt[TRIPLET_MAX_ADDR];
 	size_t rcpt_len;
 	enum state_filter state;
@@ -212,13 +216,23 @@ part_matches(const struct filter *f, const struct key_parts *p,
 	return len == tlen && memcmp(part, text, len) == 0;
 }
 
+/* An identity's record holds the sender with its organisational domain. */
+static bool
+sender_matches(const struct filter *f, const struct key_parts *p)
+{
+	if (!f->has_sender ||
+	    part_matches(f, p, p->sender, p->sender_len, f->sender,
+			 f->sender_len, f->sender_hash))
+		return true;
+	return !p->hashed && identity_kind(p->client, p->client_len) != NULL &&
+	       p->sender_len == f->sender_org_len &&
+	       memcmp(p->sender, f->sender_org, p->sender_len) == 0;
+}
+
 static bool
 key_matches(const struct filter *f, const struct key_parts *p)
 {
-	return client_matches(f, p) &&
-	       (!f->has_sender || part_matches(f, p, p->sender, p->sender_len,
-					       f->sender, f->sender_len,
-					       f->sender_hash)) &&
+	return client_matches(f, p) && sender_matches(f, p) &&
 	       (!f->has_rcpt || part_matches(f, p, p->rcpt, p->rcpt_len,
 					     f->rcpt, f->rcpt_len,
 					     f->rcpt_hash));
@@ -324,6 +338,12 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		return EXIT_ERROR;
 	if (open_db(ctl, OPEN_READ) < 0)
 		return EXIT_ERROR;
+	if (f.has_sender) {
+		if (open_ident(ctl) < 0)
+			return EXIT_ERROR;
+		f.sender_org_len = ident_sender_org(ctl->ident, f.sender_org,
+						    f.sender, f.sender_len);
+	}
 	hashed_filter(ctl, &f);
 	if (ctl->json)
 		putchar('[');

@@ -891,6 +891,10 @@ class SmartCheck(CtlCase):
         self.assertEqual(keys("--client", "name:cust.test"), [])
         self.assertEqual(keys("--client", "198.51.100.1"),
                          [("198.51.100.0/24", "b@cust.test")])
+        # a sender matches identities' records by its reduced form too
+        self.assertEqual(keys("--sender", "b@mail.cust.test"),
+                         [("name:pool.test", "b@cust.test")])
+        self.assertEqual(len(keys("--sender", "b@cust.test")), 2)
         self.assertEqual([r["client"] for r in
                           self.ctl_json("list", "--clients")],
                          ["name:pool.test"])
