@@ -4,9 +4,12 @@
  *
  * The steps are the daemon's, in its order: an authenticated client; the
  * static then the live client whitelist; the static then the live
- * recipient whitelist; then the auto-whitelist and the triplet through the
- * one decision function, decide_request(), on copies of the records.  The reasons and the
- * reply are the daemon's own (engine_reason_name(), answer.c).  A live
+ * recipient whitelist; then smart greylisting (check_smart.c: the
+ * identities, the DNS evidence gathered by the daemon's own code, trust)
+ * and the auto-whitelist and triplet records of every identity through
+ * the one decision function, decide_request(), on copies of the records.
+ * The reasons and the reply are the daemon's own (engine_reason_name(),
+ * smart_trust_name(), answer.c).  A live
  * entry is matched by building a whitelist of that entry alone, so the
  * matching entry can be named.
  *
@@ -23,8 +26,9 @@
 #include <unistd.h>
 
 #include "answer.h"
-#include "decide.h"
 #include "args.h"
+#include "check_smart.h"
+#include "check_view.h"
 #include "keys.h"
 #include "output.h"
 #include "policy.h"
@@ -48,6 +52,9 @@ struct explanation {
 	bool have_triplet;
 	struct record triplet;
 	struct engine_verdict verdict;
+	char reason_buf[CHECK_ZONE_MAX + 32];
+	bool smart;			/* reached greylisting (check_smart) */
+	struct check_smart cs;
 };
 
 struct live_list {
@@ -181,32 +188,44 @@ hostname_for(const struct config *cfg, char *out, size_t outsz)
 }
 
 /*
- * The records and decide_request() (decide.h), as the daemon's store would run
- * it, on copies: the result is shown, never stored.
+ * Greylisting as the daemon takes it (check_smart.c): identities, the DNS
+ * evidence, trust, and decide_request() over every identity's records,
+ * on copies: the result is shown, never stored.
  */
 static int
 check_records(struct ctl *ctl, const struct policy_request *r,
 	      struct explanation *x)
 {
-	struct decide_in in;
-	struct decide_out out;
+	const struct check_ident *net = &x->cs.id[0];
 	char domain[256], host[256];
+	int rc;
 
+	hostname_for(ctl->cfg, host, sizeof(host));
 	x->awl_checked = true;
-	x->awl_on = ctl->params.awl_passes > 0 && x->key.plain.client_is_net;
-	if (x->awl_on &&
-	    lookup(ctl, DB_CLIENTS, x->key.stored.client,
-		   x->key.stored.client_len, &x->client, &x->have_client) != 0)
-		return EXIT_ERROR;
-	if (lookup(ctl, DB_TRIPLETS, x->key.stored.key, x->key.stored.key_len,
-		   &x->triplet, &x->have_triplet) != 0)
-		return EXIT_ERROR;
-	in.n = 1;
-	in.id[0].awl = x->awl_on;
-	in.id[0].client = x->have_client ? &x->client : NULL;
-	in.id[0].triplet = x->have_triplet ? &x->triplet : NULL;
-	(void)decide_request(&in, ctl->now, &ctl->params, &out);
-	x->verdict = out.verdict;
+	rc = check_smart_run(ctl, r, host, &x->cs);
+	if (rc != 0)
+		return rc;
+	x->smart = true;
+	x->awl_on = net->awl;
+	x->have_client = net->have_client;
+	x->client = net->client;
+	x->have_triplet = net->have_triplet;
+	x->triplet = net->triplet;
+	if (!x->cs.decided) {
+		/* A trusted sender: DUNNO before any record is decided. */
+		x->pass = true;
+		snprintf(x->reason_buf, sizeof(x->reason_buf), "%s%s%s%s",
+			 smart_trust_name(x->cs.out.trust),
+			 x->cs.out.trust == SMART_DNSWL ? " (" : "",
+			 x->cs.out.trust == SMART_DNSWL ? x->cs.dns.dnswl_zone
+							: "",
+			 x->cs.out.trust == SMART_DNSWL ? ")" : "");
+		x->reason = x->reason_buf;
+		check_smart_trust_why(&x->cs, x->rule, sizeof(x->rule));
+		x->triplet_looked_up = true;
+		return 0;
+	}
+	x->verdict = x->cs.verdict;
 	x->pass = x->verdict.action == ENGINE_PASS;
 	x->reason = engine_reason_name(x->verdict.reason);
 	/* A listed client is decided before its triplet is looked at. */
@@ -214,7 +233,6 @@ check_records(struct ctl *ctl, const struct policy_request *r,
 	if (x->verdict.reason == ENGINE_AWL)
 		return 0;
 	if (x->verdict.reason == ENGINE_PASSED && ctl->cfg->x_greylist_header) {
-		hostname_for(ctl->cfg, host, sizeof(host));
 		answer_prepend(x->reply, sizeof(x->reply), x->verdict.delay,
 			       host, ctl->now);
 	} else {
@@ -260,7 +278,8 @@ reply_line(struct explanation *x)
 }
 
 static void
-print_explanation_json(const struct ctl *ctl, struct explanation *x)
+print_explanation_json(const struct ctl *ctl, struct explanation *x,
+		       const struct policy_request *r)
 {
 	print_key_json(ctl, &x->key);
 	printf(",\"action\":\"%s\",\"reason\":", x->pass ? "pass" : "defer");
@@ -277,6 +296,8 @@ print_explanation_json(const struct ctl *ctl, struct explanation *x)
 	printf(",\"triplet\":");
 	print_plain_json(ctl, &x->key, false,
 			 x->have_triplet ? &x->triplet : NULL);
+	if (x->smart)
+		check_view_json(ctl, &x->cs, r);
 	printf(",\"changed\":false}\n");
 }
 
@@ -285,6 +306,12 @@ print_verdict_human(const struct explanation *x)
 {
 	char left[32];
 
+	const char *by = x->smart ? check_view_decider(&x->cs) : NULL;
+
+	if (x->pass && by != NULL) {
+		printf("verdict:    pass (%s) by identity %s\n", x->reason, by);
+		return;
+	}
 	if (x->pass) {
 		printf("verdict:    pass (%s)%s%s\n", x->reason,
 		       x->rule[0] ? ": " : "", x->rule);
@@ -296,13 +323,16 @@ print_verdict_human(const struct explanation *x)
 }
 
 static void
-print_explanation_human(const struct ctl *ctl, struct explanation *x)
+print_explanation_human(const struct ctl *ctl, struct explanation *x,
+			const struct policy_request *r)
 {
 	print_key_human(ctl, &x->key);
-	if (x->wl_checked && x->rule[0] == '\0')
+	if (x->wl_checked && (x->rule[0] == '\0' || x->smart))
 		printf("whitelists: no entry matches (files and %zu live "
 		       "entr%s)\n", x->live_entries,
 		       x->live_entries == 1 ? "y" : "ies");
+	if (x->smart)
+		check_view_evidence_human(ctl, &x->cs, r);
 	if (x->awl_checked && !x->awl_on)
 		printf("client:     auto-whitelist %s\n",
 		       ctl->params.awl_passes == 0 ? "off" :
@@ -314,17 +344,22 @@ print_explanation_human(const struct ctl *ctl, struct explanation *x)
 		print_triplet_human(ctl, &x->triplet);
 	else if (x->triplet_looked_up)
 		printf("triplet:    not in the database\n");
+	if (x->smart)
+		check_view_identities_human(ctl, &x->cs);
 	print_verdict_human(x);
 	printf("reply:      %s\n", reply_line(x));
 	printf("(nothing was changed)\n");
 }
 
 static int
-parse_check_options(int argc, char **argv, struct policy_request *r)
+parse_check_options(int argc, char **argv, struct policy_request *r,
+		    bool *no_dns)
 {
 	static const struct option opts[] = {
 		{"client-name", required_argument, NULL, 'n'},
+		{"helo", required_argument, NULL, 'H'},
 		{"sasl-username", required_argument, NULL, 'u'},
+		{"no-dns", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -333,8 +368,12 @@ parse_check_options(int argc, char **argv, struct policy_request *r)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 'n')
 			r->client_name = pstr(optarg);
+		else if (ch == 'H')
+			r->helo_name = pstr(optarg);
 		else if (ch == 'u')
 			r->sasl_username = pstr(optarg);
+		else if (ch == 'N')
+			*no_dns = true;
 		else
 			return EXIT_ERROR;
 	}
@@ -358,7 +397,8 @@ cmd_check(struct ctl *ctl, int argc, char **argv)
 	r.request = pstr("smtpd_access_policy");
 	r.protocol_state = pstr("RCPT");
 	r.client_name = pstr("unknown");	/* as Postfix says it */
-	rc = parse_check_options(argc, argv, &r);
+	r.helo_name = pstr("");
+	rc = parse_check_options(argc, argv, &r, &x.cs.no_dns);
 	if (rc != 0)
 		return rc;
 	if (open_db(ctl, OPEN_READ) < 0)
@@ -367,8 +407,8 @@ cmd_check(struct ctl *ctl, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	if (ctl->json)
-		print_explanation_json(ctl, &x);
+		print_explanation_json(ctl, &x, &r);
 	else
-		print_explanation_human(ctl, &x);
+		print_explanation_human(ctl, &x, &r);
 	return x.pass ? 0 : EXIT_NOTFOUND;
 }

@@ -4,8 +4,11 @@
  *
  * For an email address: triplets whose sender is that address (normalised
  * as a sender) or whose sender or recipient is that mailbox in any case
- * and with any +extension.  For an IP address: triplets whose client
- * network holds it, and that network's auto-whitelist record.  With
+ * and with any +extension, and the triplets of name and SPF identities
+ * whose sender is the address with its organisational domain, as the
+ * daemon keys them (identity.h).  For an IP address: triplets whose client
+ * network holds it, and that network's auto-whitelist record (identity
+ * records hold no address).  With
  * privacy = yes only the forms that can be hashed match (a hash has no
  * case or +extension).  Live whitelist entries naming it are counted, not
  * removed: they are configuration.  Deletion runs in DB_CHUNK-record
@@ -18,6 +21,7 @@
 
 #include "addr.h"
 #include "args.h"
+#include "identity.h"
 #include "keys.h"
 #include "output.h"
 
@@ -28,16 +32,22 @@ struct forget {
 	size_t base_len;
 	char sender[TRIPLET_MAX_ADDR];	/* normalised as a sender */
 	size_t sender_len;
+	/* ...with its domain reduced to the organisational domain, as the
+	   daemon keys the sender of a name or SPF identity. */
+	char reduced[TRIPLET_MAX_ADDR];
+	size_t reduced_len;
 	size_t triplets, clients, wl_entries;
 	/*
 	 * With privacy: hashes of the forms that can be hashed (a hash has
 	 * no case or +extension to compare): the client network of the IP;
-	 * the address normalised as a sender and without +extension; as a
+	 * the address normalised as a sender, without +extension and with
+	 * its organisational domain (which matches any record's sender: a
+	 * hash does not say whether its record is an identity's); as a
 	 * recipient as given (lower case) and without +extension.
 	 */
 	bool hashed;
 	uint8_t client_h[PRIVACY_HASH_BYTES];
-	uint8_t sender_h[2][PRIVACY_HASH_BYTES];
+	uint8_t sender_h[3][PRIVACY_HASH_BYTES];
 	uint8_t rcpt_h[2][PRIVACY_HASH_BYTES];
 };
 
@@ -105,6 +115,8 @@ forget_hashes(const struct ctl *ctl, struct forget *f, const char *arg)
 	len = triplet_normalise_recipient(text, arg, strlen(arg));
 	privacy_hash(pv, PRIVACY_SENDER, f->sender, f->sender_len, f->sender_h[0]);
 	privacy_hash(pv, PRIVACY_SENDER, f->base, f->base_len, f->sender_h[1]);
+	privacy_hash(pv, PRIVACY_SENDER, f->reduced, f->reduced_len,
+		     f->sender_h[2]);
 	privacy_hash(pv, PRIVACY_RECIPIENT, text, len, f->rcpt_h[0]);
 	privacy_hash(pv, PRIVACY_RECIPIENT, f->base, f->base_len, f->rcpt_h[1]);
 }
@@ -121,7 +133,7 @@ forget_hashed(const struct forget *f, const struct key_parts *p)
 		    hash_eq(p, p->rcpt, f->rcpt_h[i]))
 			return true;
 	}
-	return false;
+	return hash_eq(p, p->sender, f->sender_h[2]);
 }
 
 static int
@@ -141,7 +153,10 @@ forget_triplet(const char *key, size_t len, const struct record *r, void *arg)
 	else
 		hit = mem_eq(p.sender, p.sender_len, f->sender, f->sender_len) ||
 		      mailbox_is(f, p.sender, p.sender_len) ||
-		      mailbox_is(f, p.rcpt, p.rcpt_len);
+		      mailbox_is(f, p.rcpt, p.rcpt_len) ||
+		      (identity_kind(p.client, p.client_len) != NULL &&
+		       mem_eq(p.sender, p.sender_len, f->reduced,
+			      f->reduced_len));
 	if (!hit)
 		return DB_WALK_KEEP;
 	f->triplets++;
@@ -189,6 +204,19 @@ parse_forget_target(struct forget *f, const char *arg)
 	return 0;
 }
 
+/* The sender as an identity's key holds it (identity.h). */
+static int
+reduce_sender(struct ctl *ctl, struct forget *f)
+{
+	if (f->by_ip)
+		return 0;
+	if (open_ident(ctl) < 0)
+		return -1;
+	f->reduced_len = ident_sender_org(ctl->ident, f->reduced, f->sender,
+					  f->sender_len);
+	return 0;
+}
+
 int
 cmd_forget(struct ctl *ctl, int argc, char **argv)
 {
@@ -198,7 +226,7 @@ cmd_forget(struct ctl *ctl, int argc, char **argv)
 	if (argc != 2)
 		return -1;
 	memset(&f, 0, sizeof(f));
-	if (parse_forget_target(&f, argv[1]) < 0)
+	if (parse_forget_target(&f, argv[1]) < 0 || reduce_sender(ctl, &f) < 0)
 		return EXIT_ERROR;
 	if (open_db(ctl, OPEN_WRITE) < 0)
 		return EXIT_ERROR;

@@ -2,11 +2,15 @@
  * cmd_list - list: triplets or auto-whitelist records, filtered.
  *
  * Filters combine: client (an address or a network that overlaps the
- * record's; a client key that is not an address matches as text), sender
+ * record's; an identity, "name:ORG" or "spf:ORG", or another client key
+ * that is not an address matches as text), sender
  * and recipient (normalised as the daemon keys them), state, age, count.
  * With privacy = yes the filter's values are hashed the same way and
  * compared with the stored hashes; a network cannot be hashed, so it
- * matches no hashed record.  The walk reads DB_CHUNK records per read
+ * matches no hashed record.  A sender filter also matches the records of
+ * name and SPF identities under the sender with its organisational domain,
+ * as the daemon keys them (not when hashed: a hash does not say whose
+ * record it is).  The walk reads DB_CHUNK records per read
  * transaction (db_walk()), so records changed meanwhile may or may not
  * be listed.  Undecodable records are skipped.
  */
@@ -19,6 +23,7 @@
 
 #include "addr.h"
 #include "args.h"
+#include "identity.h"
 #include "keys.h"
 #include "record_view.h"
 
@@ -34,9 +39,13 @@ struct filter {
 	unsigned prefix;
 	const char *client_arg;
 	char client_text[TRIPLET_MAX_CLIENT];
+	size_t client_text_len;
 	bool has_sender, has_rcpt;
 	char sender[TRIPLET_MAX_ADDR];
 	size_t sender_len;
+	/* The sender as identities' keys hold it (identity.h). */
+	char sender_org[TRIPLET_MAX_ADDR];
+	size_t sender_org_len;
 	char rcpt[TRIPLET_MAX_ADDR];
 	size_t rcpt_len;
 	enum state_filter state;
@@ -59,6 +68,8 @@ static int
 parse_client_filter(struct filter *f, const char *text)
 {
 	size_t len = strlen(text);
+	const char *domain;
+	char tag;
 
 	f->has_client = true;
 	f->client_arg = text;
@@ -72,9 +83,14 @@ parse_client_filter(struct filter *f, const char *text)
 			"network such as 192.0.2.0/24, not '%s'\n", text);
 		return -1;
 	}
-	/* A client key that is not an address (Postfix's "unknown"). */
+	/* An identity ("name:ORG", "spf:ORG"), or a client key that is not
+	   an address (Postfix's "unknown"): matched as text. */
+	if (identity_parse(text, f->client_text, &f->client_text_len, &tag,
+			   &domain))
+		return 0;
 	for (size_t i = 0; i <= len; i++)
 		f->client_text[i] = (char)tolower((unsigned char)text[i]);
+	f->client_text_len = len;
 	return 0;
 }
 
@@ -140,8 +156,9 @@ parse_filter_option(struct filter *f, int ch, const char *arg)
 
 /*
  * Hash what the filter names, for hashed keys: the client (an address:
- * the hash of its network, as the daemon keys it; a network or text
- * cannot be hashed into anything that matches), sender and recipient.
+ * the hash of its network, as the daemon keys it; an identity or other
+ * text: the hash of its stored form; a network cannot be hashed into
+ * anything that matches), sender and recipient.
  */
 static void
 hashed_filter(const struct ctl *ctl, struct filter *f)
@@ -157,6 +174,9 @@ hashed_filter(const struct ctl *ctl, struct filter *f)
 			       strlen(f->client_arg), &ctl->topts);
 		privacy_hash(&ctl->privacy, PRIVACY_CLIENT, client, len,
 			     f->client_hash);
+	} else if (f->has_client && !f->client_is_net) {
+		privacy_hash(&ctl->privacy, PRIVACY_CLIENT, f->client_text,
+			     f->client_text_len, f->client_hash);
 	}
 	privacy_hash(&ctl->privacy, PRIVACY_SENDER, f->sender, f->sender_len,
 		     f->sender_hash);
@@ -175,10 +195,10 @@ client_matches(const struct filter *f, const struct key_parts *p)
 	if (!f->has_client)
 		return true;
 	if (p->hashed)
-		return f->hashed && f->client_is_addr &&
+		return f->hashed && (f->client_is_addr || !f->client_is_net) &&
 		       hash_eq(p, client, f->client_hash);
 	if (!f->client_is_net)
-		return len == strlen(f->client_text) &&
+		return len == f->client_text_len &&
 		       memcmp(client, f->client_text, len) == 0;
 	if (!parse_net(client, len, &a, &prefix) || a.family != f->net.family)
 		return false;
@@ -196,13 +216,23 @@ part_matches(const struct filter *f, const struct key_parts *p,
 	return len == tlen && memcmp(part, text, len) == 0;
 }
 
+/* An identity's record holds the sender with its organisational domain. */
+static bool
+sender_matches(const struct filter *f, const struct key_parts *p)
+{
+	if (!f->has_sender ||
+	    part_matches(f, p, p->sender, p->sender_len, f->sender,
+			 f->sender_len, f->sender_hash))
+		return true;
+	return !p->hashed && identity_kind(p->client, p->client_len) != NULL &&
+	       p->sender_len == f->sender_org_len &&
+	       memcmp(p->sender, f->sender_org, p->sender_len) == 0;
+}
+
 static bool
 key_matches(const struct filter *f, const struct key_parts *p)
 {
-	return client_matches(f, p) &&
-	       (!f->has_sender || part_matches(f, p, p->sender, p->sender_len,
-					       f->sender, f->sender_len,
-					       f->sender_hash)) &&
+	return client_matches(f, p) && sender_matches(f, p) &&
 	       (!f->has_rcpt || part_matches(f, p, p->rcpt, p->rcpt_len,
 					     f->rcpt, f->rcpt_len,
 					     f->rcpt_hash));
@@ -308,6 +338,12 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		return EXIT_ERROR;
 	if (open_db(ctl, OPEN_READ) < 0)
 		return EXIT_ERROR;
+	if (f.has_sender) {
+		if (open_ident(ctl) < 0)
+			return EXIT_ERROR;
+		f.sender_org_len = ident_sender_org(ctl->ident, f.sender_org,
+						    f.sender, f.sender_len);
+	}
 	hashed_filter(ctl, &f);
 	if (ctl->json)
 		putchar('[');

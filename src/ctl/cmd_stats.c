@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "daemon_metrics.h"
+#include "identity.h"
 #include "output.h"
 
 struct tally {
@@ -24,7 +25,26 @@ struct tally {
 	bool clients;
 	uint64_t total, pending, passed, listed, expired, undecodable;
 	int64_t oldest;		/* earliest first_seen; 0 when none */
+	/* Records of name and SPF identities (plain keys: a hashed key does
+	   not say whose it is). */
+	uint64_t by_name, by_spf;
 };
+
+/* Count a record under its identity, when its key says. */
+static void
+tally_identity(struct tally *t, const char *key, size_t len)
+{
+	const char *z = memchr(key, '\0', len);
+	const char *kind = identity_kind(key, z != NULL ? (size_t)(z - key)
+							 : len);
+
+	if (kind == NULL)
+		return;
+	if (kind[0] == 'n')
+		t->by_name++;
+	else
+		t->by_spf++;
+}
 
 static int
 tally_one(const char *key, size_t len, const struct record *r, void *arg)
@@ -32,9 +52,8 @@ tally_one(const char *key, size_t len, const struct record *r, void *arg)
 	struct tally *t = arg;
 	const struct engine_params *p = &t->ctl->params;
 
-	(void)key;
-	(void)len;
 	t->total++;
+	tally_identity(t, key, len);
 	if (r == NULL) {
 		t->undecodable++;
 		return DB_WALK_KEEP;
@@ -85,11 +104,15 @@ print_stats_json(const struct ctl *ctl, const struct db_stats *s,
 	json_string(stdout, ctl->dbdir);
 	printf(",\"triplets\":{\"total\":%" PRIu64 ",\"pending\":%" PRIu64
 	       ",\"passed\":%" PRIu64 ",\"expired\":%" PRIu64 ",\"undecodable\":%"
-	       PRIu64 ",\"oldest_first_seen\":%" PRId64 "}", t->total, t->pending,
-	       t->passed, t->expired, t->undecodable, t->oldest);
+	       PRIu64 ",\"oldest_first_seen\":%" PRId64 ",\"name_identity\":%"
+	       PRIu64 ",\"spf_identity\":%" PRIu64 "}", t->total, t->pending,
+	       t->passed, t->expired, t->undecodable, t->oldest, t->by_name,
+	       t->by_spf);
 	printf(",\"clients\":{\"total\":%" PRIu64 ",\"auto_whitelisted\":%"
-	       PRIu64 ",\"expired\":%" PRIu64 "},\"live_whitelist_entries\":%"
-	       PRIu64, c->total, c->listed, c->expired, s->whitelist);
+	       PRIu64 ",\"expired\":%" PRIu64 ",\"name_identity\":%" PRIu64
+	       ",\"spf_identity\":%" PRIu64 "},\"live_whitelist_entries\":%"
+	       PRIu64, c->total, c->listed, c->expired, c->by_name, c->by_spf,
+	       s->whitelist);
 	printf(",\"file_size\":%" PRIu64 ",\"map_size\":%" PRIu64 ",\"map_used\":%"
 	       PRIu64 ",\"max_size\":%" PRIu64 ",\"readers\":%u",
 	       s->file_size, s->map_size, s->map_used, s->max_size, s->readers);
@@ -149,6 +172,11 @@ print_stats_human(const struct ctl *ctl, const struct db_stats *s,
 		       "removes them)\n", t->undecodable);
 	printf("clients:         %" PRIu64 " (%" PRIu64 " auto-whitelisted, "
 	       "after %u passes)\n", c->total, c->listed, ctl->params.awl_passes);
+	if (t->by_name + t->by_spf + c->by_name + c->by_spf > 0)
+		printf("identities:      %" PRIu64 " triplets and %" PRIu64
+		       " client records by name, %" PRIu64 " and %" PRIu64
+		       " by SPF domain (counted above)\n", t->by_name,
+		       c->by_name, t->by_spf, c->by_spf);
 	printf("live whitelist:  %" PRIu64 " entr%s\n", s->whitelist,
 	       s->whitelist == 1 ? "y" : "ies");
 	if (t->oldest != 0) {
@@ -162,8 +190,8 @@ print_stats_human(const struct ctl *ctl, const struct db_stats *s,
 int
 cmd_stats(struct ctl *ctl, int argc, char **argv)
 {
-	struct tally t = {ctl, false, 0, 0, 0, 0, 0, 0, 0};
-	struct tally c = {ctl, true, 0, 0, 0, 0, 0, 0, 0};
+	struct tally t = {.ctl = ctl, .clients = false};
+	struct tally c = {.ctl = ctl, .clients = true};
 	struct daemon_metrics m;
 	struct db_stats s;
 	int rc;

@@ -4,7 +4,8 @@
  *
  * The key is built as the daemon builds it (keys.c), so any address of the
  * client's network, any +extension of the sender and any case name the
- * same record.  pass changes a record in one short write transaction
+ * same record; a client "name:ORG" or "spf:ORG" names that identity's
+ * record (identity.h).  pass changes a record in one short write transaction
  * (db_record_update()): a triplet becomes passed, a client network gets
  * auto_whitelist_clients counted passes.
  */
@@ -28,9 +29,9 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 
 	if (argc != 4)
 		return -1;
-	if (open_db(ctl, OPEN_READ) < 0)
+	if (open_db(ctl, OPEN_READ) < 0 ||
+	    build_key(ctl, &kd, argv[1], argv[2], argv[3]) != 0)
 		return EXIT_ERROR;
-	build_key(ctl, &kd, argv[1], argv[2], argv[3]);
 	if (lookup(ctl, DB_TRIPLETS, kd.stored.key, kd.stored.key_len, &r,
 		   &found) != 0 ||
 	    lookup(ctl, DB_CLIENTS, kd.stored.client, kd.stored.client_len, &c,
@@ -62,9 +63,9 @@ cmd_delete(struct ctl *ctl, int argc, char **argv)
 
 	if (argc != 4)
 		return -1;
-	if (open_db(ctl, OPEN_WRITE) < 0)
+	if (open_db(ctl, OPEN_WRITE) < 0 ||
+	    build_key(ctl, &kd, argv[1], argv[2], argv[3]) != 0)
 		return EXIT_ERROR;
-	build_key(ctl, &kd, argv[1], argv[2], argv[3]);
 	rc = db_record_del(ctl->db, DB_TRIPLETS, kd.stored.key,
 			   kd.stored.key_len);
 	if (rc < 0 && rc != -ENOENT)
@@ -145,9 +146,9 @@ pass_triplet(struct ctl *ctl, char **argv)
 	struct pass_arg a = {ctl->now, 1, false, {0, 0, 0}};
 	int rc;
 
-	if (open_db(ctl, OPEN_WRITE) < 0)
+	if (open_db(ctl, OPEN_WRITE) < 0 ||
+	    build_key(ctl, &kd, argv[0], argv[1], argv[2]) != 0)
 		return EXIT_ERROR;
-	build_key(ctl, &kd, argv[0], argv[1], argv[2]);
 	rc = db_record_update(ctl->db, DB_TRIPLETS, kd.stored.key,
 			      kd.stored.key_len, mark_passed, &a);
 	if (rc < 0)

@@ -16,9 +16,9 @@
  * A configured Redis store is refused here unless --db names an LMDB
  * database: only the live whitelist is managed in Redis (live_wl.c).
  *
- * Ownership: open_db() sets ctl->db once per run; main closes it.  Every
- * function here says what went wrong on stderr itself; callers only turn
- * the failure into EXIT_ERROR.
+ * Ownership: open_db() sets ctl->db and open_ident() ctl->ident once per
+ * run; main closes both.  Every function here says what went wrong on
+ * stderr itself; callers only turn the failure into EXIT_ERROR.
  */
 #include "ctl.h"
 
@@ -134,6 +134,23 @@ open_db(struct ctl *ctl, enum open_mode mode)
 		rc = load_privacy(ctl, mode == OPEN_CREATE, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "greyholdctl: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+open_ident(struct ctl *ctl)
+{
+	const char *file = ctl->cfg->psl_file;
+	char err[512];
+
+	if (ctl->ident != NULL)
+		return 0;
+	if (ident_open(&ctl->ident, file[0] != '\0' ? file : NULL, err,
+		       sizeof(err)) < 0) {
+		fprintf(stderr, "greyholdctl: %s\n", err);
+		ctl->ident = NULL;
 		return -1;
 	}
 	return 0;

@@ -19,6 +19,7 @@
 #include "db_expire.h"
 #include "db_wl.h"
 #include "engine.h"
+#include "ident.h"
 #include "privacy.h"
 #include "record.h"
 #include "triplet.h"
@@ -41,6 +42,7 @@ struct ctl {
 	int64_t now;
 	bool privacy_on;		/* keys are keyed hashes (privacy = yes) */
 	struct privacy privacy;
+	ident_t *ident;			/* the Public Suffix List (open_ident()) */
 };
 
 enum open_mode {
@@ -57,6 +59,12 @@ void derive_settings(struct ctl *ctl, const struct config *cfg);
  * config has privacy = yes.  0, or -1 after saying why on stderr.
  */
 int open_db(struct ctl *ctl, enum open_mode mode);
+
+/*
+ * Load the Public Suffix List as the daemon does (psl_file), once per run,
+ * for the keys of name and SPF identities.  0, or -1 after saying why.
+ */
+int open_ident(struct ctl *ctl);
 
 /* Report a database error; returns EXIT_ERROR. */
 int db_failed(const char *what, int rc);

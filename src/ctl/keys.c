@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "identity.h"
 
 static bool
 split_hashed(const char *key, size_t len, struct key_parts *p)
@@ -75,14 +76,21 @@ store_form(const struct ctl *ctl, struct keyed *kd)
 }
 
 /* Build the key as the daemon does; call after open_db() (privacy). */
-void
-build_key(const struct ctl *ctl, struct keyed *kd, const char *client,
+int
+build_key(struct ctl *ctl, struct keyed *kd, const char *client,
 	  const char *sender, const char *rcpt)
 {
+	char part[TRIPLET_MAX_CLIENT], tag;
+	const char *domain;
+	size_t len;
+
 	sender = sender_arg(sender);
+	if (identity_parse(client, part, &len, &tag, &domain))
+		return identity_build_key(ctl, kd, tag, domain, sender, rcpt);
 	triplet_build(&kd->plain, client, strlen(client), sender, strlen(sender),
 		      rcpt, strlen(rcpt), &ctl->topts);
 	store_form(ctl, kd);
+	return 0;
 }
 
 /* The stored client key of a client text: itself, or 'h' and its hash. */

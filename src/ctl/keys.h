@@ -39,9 +39,13 @@ bool hash_eq(const struct key_parts *p, const char *part, const uint8_t *hash);
 
 /* kd->stored from kd->plain: hashed when privacy is on. */
 void store_form(const struct ctl *ctl, struct keyed *kd);
-/* Build the key as the daemon does; call after open_db() (privacy). */
-void build_key(const struct ctl *ctl, struct keyed *kd, const char *client,
-	       const char *sender, const char *rcpt);
+/*
+ * Build the key as the daemon does; call after open_db() (privacy).  A
+ * client "name:ORG" or "spf:ORG" names that identity's records
+ * (identity.h).  0, or EXIT_ERROR after saying why.
+ */
+int build_key(struct ctl *ctl, struct keyed *kd, const char *client,
+	      const char *sender, const char *rcpt);
 /*
  * The stored client key of a client text into out (TRIPLET_MAX_CLIENT
  * bytes): itself, or 'h' and its hash.  Returns its length.

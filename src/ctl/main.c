@@ -53,8 +53,8 @@ static const struct command commands[] = {
 	 cmd_list},
 	{"show", NULL, "show CLIENT SENDER RECIPIENT", cmd_show},
 	{"check", NULL,
-	 "check CLIENT SENDER RECIPIENT [--client-name NAME] "
-	 "[--sasl-username USER]", cmd_check},
+	 "check CLIENT SENDER RECIPIENT [--client-name NAME] [--helo NAME] "
+	 "[--sasl-username USER] [--no-dns]", cmd_check},
 	{"delete", NULL, "delete CLIENT SENDER RECIPIENT", cmd_delete},
 	{"pass", NULL, "pass CLIENT SENDER RECIPIENT | pass --client IP",
 	 cmd_pass},
@@ -80,7 +80,8 @@ usage(FILE *out)
 {
 	size_t i;
 
-	fprintf(out, "usage: greyholdctl [-c FILE] [--db DIR] [--json] COMMAND ...\n"
+	fprintf(out, "usage: greyholdctl [-c FILE] [-o KEY=VALUE] [--db DIR] "
+		"[--json] COMMAND ...\n"
 		"commands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %s\n", commands[i].usage);
@@ -113,6 +114,36 @@ run_command(struct ctl *ctl, int argc, char **argv)
 	return EXIT_ERROR;
 }
 
+/* Settings given with -o at most. */
+#define MAX_OVERRIDES 32
+
+/* "-o key=value": split in place, the key checked against the table. */
+static int
+add_override(struct config_override *ov, size_t *nov, char *arg)
+{
+	char *eq = strchr(arg, '=');
+
+	if (eq == NULL) {
+		fprintf(stderr, "greyholdctl: -o expects KEY=VALUE, got '%s'\n",
+			arg);
+		return -1;
+	}
+	*eq = '\0';
+	if (!config_key_exists(arg)) {
+		fprintf(stderr, "greyholdctl: -o %s: unknown key (see "
+			"greyhold.conf(5))\n", arg);
+		return -1;
+	}
+	if (*nov >= MAX_OVERRIDES) {
+		fprintf(stderr, "greyholdctl: too many -o settings\n");
+		return -1;
+	}
+	ov[*nov].key = arg;
+	ov[*nov].value = eq + 1;
+	(*nov)++;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -120,11 +151,14 @@ main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"db", required_argument, NULL, 'D'},
 		{"json", no_argument, NULL, 'j'},
+		{"set", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ctl ctl;
+	struct config_override ov[MAX_OVERRIDES];
+	size_t nov = 0;
 	const char *config_path = CONFIG_DEFAULT_PATH;
 	bool config_given = false;
 	const char *dbdir = NULL;
@@ -134,7 +168,7 @@ main(int argc, char **argv)
 
 	memset(&ctl, 0, sizeof(ctl));
 	/* '+': options after the command word belong to the command. */
-	while ((ch = getopt_long(argc, argv, "+c:D:jhV", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:D:jo:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config_path = optarg;
@@ -145,6 +179,10 @@ main(int argc, char **argv)
 			break;
 		case 'j':
 			ctl.json = true;
+			break;
+		case 'o':
+			if (add_override(ov, &nov, optarg) < 0)
+				return EXIT_ERROR;
 			break;
 		case 'h':
 			usage(stdout);
@@ -163,7 +201,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_ERROR;
 	}
-	if (config_load(&cfg, config_path, !config_given, NULL, 0, err,
+	if (config_load(&cfg, config_path, !config_given, ov, nov, err,
 			sizeof(err)) < 0) {
 		fprintf(stderr, "greyholdctl: %s\n", err);
 		return EXIT_ERROR;
@@ -174,6 +212,7 @@ main(int argc, char **argv)
 	ctl.dbdir_given = dbdir != NULL;
 	rc = run_command(&ctl, argc, argv);
 	live_wl_close(&ctl);
+	ident_close(ctl.ident);
 	db_close(ctl.db);
 	config_free(cfg);
 	return rc;

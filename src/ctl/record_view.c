@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "identity.h"
 #include "output.h"
 
 /* Whether the state of a record is "passed" (a triplet) or "listed". */
@@ -29,12 +30,33 @@ client_state(const struct ctl *ctl, const struct record *r)
 							       : "counting";
 }
 
+/* A client part for a terminal: an identity readably, else shown(). */
+static const char *
+client_shown(char *out, size_t outsz, const char *client, size_t len,
+	     bool hashed)
+{
+	const char *id = hashed ? NULL : identity_shown(out, outsz, client, len);
+
+	return id != NULL ? id : shown(out, outsz, client, len, hashed);
+}
+
+static void
+client_json(const char *client, size_t len, bool hashed)
+{
+	char id[IDENTITY_SHOWN_MAX];
+
+	if (!hashed && identity_shown(id, sizeof(id), client, len) != NULL)
+		json_string(stdout, id);
+	else
+		json_part(stdout, client, len, hashed);
+}
+
 void
 print_record_json(const struct ctl *ctl, const struct key_parts *p,
 		  const struct record *r)
 {
 	printf("{\"client\":");
-	json_part(stdout, p->client, p->client_len, p->hashed);
+	client_json(p->client, p->client_len, p->hashed);
 	if (p->sender != NULL) {
 		printf(",\"sender\":");
 		json_part(stdout, p->sender, p->sender_len, p->hashed);
@@ -60,7 +82,7 @@ print_triplet_row(const struct key_parts *p, const struct record *r, bool head)
 	format_time(first, sizeof(first), r->first_seen);
 	format_time(last, sizeof(last), r->last_seen);
 	printf("%-18s %-30s %-30s %-7s %-20s %-20s %" PRIu32 "\n",
-	       shown(c, sizeof(c), p->client, p->client_len, p->hashed),
+	       client_shown(c, sizeof(c), p->client, p->client_len, p->hashed),
 	       shown(s, sizeof(s), p->sender, p->sender_len, p->hashed),
 	       shown(t, sizeof(t), p->rcpt, p->rcpt_len, p->hashed),
 	       triplet_state(r),
@@ -79,7 +101,7 @@ print_client_row(const struct ctl *ctl, const struct key_parts *p,
 	format_time(first, sizeof(first), r->first_seen);
 	format_time(last, sizeof(last), r->last_seen);
 	printf("%-43s %-8s %-20s %-20s %" PRIu32 "\n",
-	       shown(c, sizeof(c), p->client, p->client_len, p->hashed),
+	       client_shown(c, sizeof(c), p->client, p->client_len, p->hashed),
 	       client_state(ctl, r), first, last, r->passes);
 }
 
@@ -100,7 +122,7 @@ print_key_human(const struct ctl *ctl, const struct keyed *kd)
 
 	key_parts_of(&kd->plain, &p);
 	printf("key:        client %s, sender %s, recipient %s%s\n",
-	       shown(c, sizeof(c), p.client, p.client_len, false),
+	       client_shown(c, sizeof(c), p.client, p.client_len, false),
 	       shown(s, sizeof(s), p.sender, p.sender_len, false),
 	       shown(t, sizeof(t), p.rcpt, p.rcpt_len, false),
 	       ctl->privacy_on ? " (stored as keyed hashes)" : "");
@@ -123,8 +145,9 @@ void
 print_client_human(const struct ctl *ctl, const char *client,
 		   const struct record *r)
 {
-	char last[32];
+	char last[32], c[SHOWN_MAX];
 
+	client = client_shown(c, sizeof(c), client, strlen(client), false);
 	if (r == NULL) {
 		printf("client:     %s has no counted passes\n", client);
 		return;
@@ -143,7 +166,7 @@ print_key_json(const struct ctl *ctl, const struct keyed *kd)
 
 	key_parts_of(&kd->plain, &p);
 	printf("{\"key\":{\"client\":");
-	json_mem(stdout, p.client, p.client_len);
+	client_json(p.client, p.client_len, false);
 	printf(",\"sender\":");
 	json_mem(stdout, p.sender, p.sender_len);
 	printf(",\"recipient\":");

@@ -54,6 +54,8 @@ struct evidence {
 
 	struct list_query lists[EVIDENCE_MAX_LISTS];
 	unsigned lists_pending;
+	unsigned lists_asked;
+	struct evidence_list list_answers[EVIDENCE_MAX_LISTS];
 
 	struct evidence_report rep;
 };
@@ -93,6 +95,8 @@ report(struct evidence *e, bool budget_spent)
 	uv_timer_stop(&e->budget);
 	e->rep.budget_spent = budget_spent;
 	e->rep.ev.spf = e->phase == PHASE_DONE ? e->real : SPF_NONE;
+	e->rep.n_lists = e->lists_asked;
+	memcpy(e->rep.lists, e->list_answers, sizeof(e->rep.lists));
 	if (e->rep.ev.spf_proven) {
 		e->rep.ev.spf_domain = e->spf_domain;
 		e->rep.ev.spf_authorised_by =
@@ -156,6 +160,8 @@ spf_finished(struct evidence *e)
 	e->rep.ev.spf_proven = spf_proven(e->real, r) && !e->broad;
 	spf_free(e->spf);
 	e->spf = NULL;
+	e->rep.probed = true;
+	e->rep.probe = r;
 	e->phase = PHASE_DONE;
 }
 
@@ -230,6 +236,7 @@ on_list_answer(void *arg, const struct dns_result *res)
 {
 	struct list_query *lq = arg;
 	struct evidence *e = lq->e;
+	struct evidence_list *answer;
 	bool listed = false;
 
 	e->outstanding--;
@@ -247,6 +254,10 @@ on_list_answer(void *arg, const struct dns_result *res)
 		e->rep.ev.dnsbl = true;
 		e->rep.dnsbl_zone = lq->spec.zone;
 	}
+	answer = &e->list_answers[lq - e->lists];
+	answer->answered = true;
+	answer->status = res->status;
+	answer->listed = listed;
 	maybe_report(e);
 	maybe_free(e);
 }
@@ -271,6 +282,9 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 	if (dns_lookup(e->dns, DNS_T_A, name, on_list_answer, lq) == 0) {
 		e->outstanding++;
 		e->lists_pending++;
+		/* Its answer comes later, from the loop (dns.h). */
+		e->list_answers[e->lists_asked++] = (struct evidence_list){
+			.zone = lq->zone, .allow = allow};
 	}
 }
 

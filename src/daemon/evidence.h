@@ -47,13 +47,26 @@ struct evidence_input {
 	int64_t now;
 };
 
+/* One DNS list's answer (greyholdctl check shows each). */
+struct evidence_list {
+	const char *zone;		/* as configured ("ZONE" or "ZONE:MIN") */
+	bool allow;			/* an allowlist (dnswl) */
+	bool answered;			/* its answer came within the budget */
+	enum dns_status status;		/* when answered */
+	bool listed;			/* an answer that counts */
+};
+
 /* What came back, for logs and metrics as well as smart_assess(). */
 struct evidence_report {
 	struct smart_evidence ev;
 	char spf_why[160];		/* spf_why() of the real evaluation */
+	bool probed;			/* the probe ran (after a pass) */
+	enum spf_result probe;		/* its result, when probed */
 	const char *dnswl_zone;		/* the list that vouched, or NULL */
 	const char *dnsbl_zone;		/* the list that listed, or NULL */
 	bool budget_spent;		/* the budget ran out first */
+	size_t n_lists;			/* lists asked: allowlists first */
+	struct evidence_list lists[CONFIG_MAX_DNS_LISTS];
 };
 
 typedef void (*evidence_cb)(void *arg, const struct evidence_report *rep);

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -32,6 +33,7 @@ import harness  # noqa: E402
 from harness import (GreyholdTestCase, REPLY_RE, free_port,  # noqa: E402
                      make_request, reply_action)
 from harness import ctl_bin, percentile, write_file  # noqa: E402
+import unbound_server  # noqa: E402
 
 HEADER = "greyhold-dump 1\n"
 DAY = 86400
@@ -68,10 +70,13 @@ class CtlCase(GreyholdTestCase):
         write_file(self.wl_rcpts, "")
 
     def config(self, **settings):
-        """Write the config both sides read; returns its path."""
+        """Write the config both sides read; returns its path.  It names
+        a resolver (by default one where nothing listens), so neither the
+        daemon nor greyholdctl check ever asks the system's."""
         values = {"delay": "2s", "auto_whitelist_clients": "2",
                   "whitelist_clients": self.wl_clients,
-                  "whitelist_recipients": self.wl_rcpts}
+                  "whitelist_recipients": self.wl_rcpts,
+                  "resolver": harness.NO_DNS_RESOLVER}
         values.update(settings)
         path = os.path.join(self.workdir, "greyhold.conf")
         write_file(path, "".join("%s = %s\n" % kv for kv in values.items()))
@@ -576,6 +581,8 @@ class Errors(CtlCase):
             ("stats", "x"), ("dump", "a", "b"), ("import-postgrey",),
             ("import-postgrey", "--delay", "0", "/tmp"),
             ("whitelist", "add", "sender", "x"),
+            ("-o", "no_such_key=1", "list"), ("-o", "delay", "list"),
+            ("-o", "delay=soon", "list"),
         ]
         for args in bad:
             with self.subTest(args=args):
@@ -655,6 +662,335 @@ class Errors(CtlCase):
         for args in (("list",), ("load",)):
             r = self.ctl_rc(2, *args, stdin=HEADER)
             self.assertIn("schema version 99", r.stderr)
+
+
+# ---- smart greylisting: check with DNS, identity keys --------------------------
+
+# A real resolver on loopback (never the system's): example.org's own
+# server is 100.64.1.10 (mail.example.org); cust.test's SPF includes a
+# provider pool's record, whose hosts are o1/o9.pool.test.  The SPF probe
+# asks for 192.0.2.1, which no record here covers, so passes are proven.
+SMART_DATA = [
+    "'example.org. 300 IN TXT \"v=spf1 ip4:100.64.1.0/24 -all\"'",
+    "'cust.test. 300 IN TXT \"v=spf1 include:_spf.pool.test -all\"'",
+    "'_spf.pool.test. 300 IN TXT \"v=spf1 ip4:198.51.100.0/24 "
+    "ip4:203.0.113.0/24 -all\"'",
+    '"99.1.64.100.bl.test. 300 IN A 127.0.0.2"',
+    '"10.1.64.100.wl.test. 300 IN A 127.0.10.2"',
+]
+
+
+@unittest.skipIf(unbound_server.skip_reason(), unbound_server.skip_reason())
+class SmartCheck(CtlCase):
+    """check explains identities, SPF and trust with a real unbound on
+    loopback, and decides as the daemon (asked the same request) does."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ubdir = tempfile.mkdtemp(prefix="greyhold-it-ub-")
+        cls.ub = unbound_server.Unbound(
+            cls.ubdir, SMART_DATA,
+            zones=["example.org.", "test.", "64.100.in-addr.arpa."])
+        cls.ub.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ub.stop()
+        shutil.rmtree(cls.ubdir, True)
+
+    def start_smart(self, **settings):
+        settings.setdefault("resolver", self.ub.address)
+        return self.start(**settings)
+
+    def test_trusted_sender_explained_and_the_daemon_agrees(self):
+        self.start_smart()
+        req = ("100.64.1.10", "ann@example.org", "bob@example.com",
+               "--client-name", "mail.example.org")
+        before = self.dump()
+        x = self.ctl_json("check", *req)
+        self.assertEqual((x["action"], x["reason"], x["reply"]),
+                         ("pass", "trusted-spf", "action=DUNNO"))
+        sm = x["smart"]
+        self.assertEqual((sm["name"]["org"], sm["name"]["why"]),
+                         ("example.org", "ok"))
+        self.assertEqual(sm["sender_org"], "example.org")
+        self.assertEqual(sm["spf"]["result"], "pass")
+        self.assertTrue(sm["spf"]["proven"])
+        self.assertEqual(sm["spf"]["probe"], "fail")
+        self.assertEqual(sm["spf"]["authorised_by"], "example.org")
+        self.assertIn("ip4:100.64.1.0/24", sm["spf"]["why"])
+        self.assertEqual(sm["trust"], "trusted-spf")
+        self.assertIn("example.org is the sender's", sm["trust_why"])
+        self.assertIsNone(x["identity"])
+        self.assertEqual(self.dump(), before, "check changed the database")
+        r = self.ctl_rc(0, "check", *req)
+        self.assertIn("spf:        pass: ", r.stdout)
+        self.assertIn("proven: the probe for a documentation address "
+                      "gives fail; authorised by example.org", r.stdout)
+        self.assertIn("trust:      trusted-spf: SPF proves the sender",
+                      r.stdout)
+        self.assertIn("verdict:    pass (trusted-spf)", r.stdout)
+        mark = self.d.log_mark()
+        self.assertEqual(self.ask(client_address="100.64.1.10",
+                                  client_name="mail.example.org",
+                                  sender="ann@example.org",
+                                  recipient="bob@example.com"),
+                         "action=DUNNO\n\n")
+        self.assertIn("reason=trusted-spf, identity=name:example.org",
+                      self.d.wait_log("action=", mark))
+
+        # Without DNS, or with a resolver that refuses, nothing is proven:
+        # plain greylisting, as the daemon does when DNS fails.
+        x = self.ctl_json("check", *req, "--no-dns", expected=1)
+        self.assertEqual((x["action"], x["reason"]), ("defer", "new"))
+        self.assertEqual(x["smart"]["spf"],
+                         {"evaluated": False, "why_not": "--no-dns"})
+        self.assertFalse(x["smart"]["dns"]["asked"])
+        self.assertEqual(x["smart"]["trust"], "greylist")
+        # the aligned name needs no DNS: it is an identity all the same
+        self.assertEqual([i["identity"] for i in x["identities"]],
+                         ["network", "name:example.org"])
+        r = self.ctl_rc(1, "check", *req, "--no-dns")
+        self.assertIn("spf:        not evaluated (--no-dns)", r.stdout)
+        self.assertIn("identity:   name:example.org, sender ann@example.org",
+                      r.stdout)
+        x = self.ctl_json("-o", "resolver=" + harness.NO_DNS_RESOLVER,
+                          "check", *req, expected=1)
+        self.assertEqual(x["smart"]["spf"]["result"], "temperror")
+        self.assertFalse(x["smart"]["spf"]["proven"])
+        self.assertEqual(x["reason"], "new")
+        self.assertIn("SPF does not prove the sender", x["smart"]["trust_why"])
+
+    def test_dns_lists_explained(self):
+        self.start_smart(dnswl="wl.test:2", dnsbl="bl.test")
+        x = self.ctl_json("check", "100.64.1.10", "x@other.test",
+                          "bob@example.com")
+        self.assertEqual((x["action"], x["reason"]), ("pass", "dnswl (wl.test:2)"))
+        self.assertEqual(x["smart"]["dns"]["lists"], [
+            {"zone": "wl.test:2", "kind": "allow", "answer": "vouches",
+             "listed": True},
+            {"zone": "bl.test", "kind": "block", "answer": "not listed",
+             "listed": False}])
+        x = self.ctl_json("check", "100.64.1.99", "x@other.test",
+                          "bob@example.com", expected=1)
+        self.assertEqual(x["smart"]["dns"]["lists"][1]["answer"], "listed")
+        self.assertEqual(x["smart"]["delay"], 30 * 60)
+        self.assertIn("bl.test lists the client", x["smart"]["trust_why"])
+        self.assertEqual(x["seconds_left"], 30 * 60)
+        r = self.ctl_rc(1, "check", "100.64.1.99", "x@other.test",
+                        "bob@example.com")
+        self.assertIn("blocklist bl.test: listed", r.stdout)
+
+    def test_dynamic_name_gives_no_identity(self):
+        self.start_smart()
+        x = self.ctl_json("check", "100.64.1.10", "ann@example.org",
+                          "bob@example.com", "--client-name",
+                          "100-64-1-10.dyn.example.org", expected=1)
+        name = x["smart"]["name"]
+        self.assertEqual((name["org"], name["why"], name["identity"]),
+                         (None, "dynamic", False))
+        # SPF proves the sender, but a dynamic name is nobody's server
+        self.assertTrue(x["smart"]["spf"]["proven"])
+        self.assertEqual(x["smart"]["trust"], "greylist")
+        self.assertIn("no name identity (dynamic)", x["smart"]["trust_why"])
+        self.assertEqual([i["identity"] for i in x["identities"]],
+                         ["network"])
+        r = self.ctl_rc(1, "check", "100.64.1.10", "ann@example.org",
+                        "bob@example.com", "--client-name",
+                        "100-64-1-10.dyn.example.org")
+        self.assertIn("name:       none for 100-64-1-10.dyn.example.org "
+                      "(dynamic: ", r.stdout)
+        x = self.ctl_json("check", "100.64.1.10", "ann@example.org",
+                          "bob@example.com", expected=1)
+        self.assertEqual(x["smart"]["name"]["why"], "unknown")
+
+    def test_pool_retry_passes_by_its_name_identity(self):
+        self.start_smart()
+        now = int(time.time())
+        # The first attempt came from another address of the pool: its
+        # triplet under the name identity was first seen a minute ago.
+        self.load(t_line(now - 60, now - 60, 0, "n:pool.test", "b@cust.test",
+                         "r@example.com") +
+                  t_line(now - 60, now - 60, 0, "198.51.100.0/24",
+                         "b@cust.test", "r@example.com"))
+        req = ("203.0.113.9", "b@cust.test", "r@example.com",
+               "--client-name", "o9.pool.test")
+        x = self.ctl_json("check", *req)
+        self.assertEqual((x["action"], x["reason"], x["identity"]),
+                         ("pass", "triplet found", "name:pool.test"))
+        self.assertIsNone(x["triplet"], "the network's triplet is new")
+        name = x["smart"]["name"]
+        self.assertEqual((name["org"], name["aligned"], name["identity"],
+                          name["auto_whitelist"]),
+                         ("pool.test", True, True, True))
+        self.assertEqual(x["smart"]["spf"]["authorised_by"], "_spf.pool.test")
+        ids = {i["identity"]: i for i in x["identities"]}
+        self.assertEqual(ids["name:pool.test"]["key"],
+                         {"client": "name:pool.test", "sender": "b@cust.test",
+                          "recipient": "r@example.com"})
+        self.assertEqual(ids["name:pool.test"]["triplet"]["first_seen"],
+                         now - 60)
+        r = self.ctl_rc(0, "check", *req)
+        self.assertIn("verdict:    pass (triplet found) by identity "
+                      "name:pool.test", r.stdout)
+        self.assertIn("aligned: SPF passed through a record in the name's "
+                      "domain", r.stdout)
+        # the daemon decides the same
+        mark = self.d.log_mark()
+        self.assertTrue(is_pass(self.ask(client_address="203.0.113.9",
+                                         client_name="o9.pool.test",
+                                         sender="b@cust.test",
+                                         recipient="r@example.com")))
+        self.assertIn("identity=name:pool.test, ",
+                      self.d.wait_log("action=pass", mark))
+        # that pass recorded the network's triplet as passed too: the next
+        # retry is passed by the fast path, before any DNS (a dead
+        # resolver changes nothing)
+        x = self.ctl_json("-o", "resolver=" + harness.NO_DNS_RESOLVER,
+                          "check", *req)
+        self.assertEqual((x["reason"], x["identity"]),
+                         ("triplet found", None))
+        self.assertEqual(x["triplet"]["state"], "passed")
+        self.assertTrue(x["smart"]["fast_path"])
+        self.assertEqual(x["smart"]["spf"]["evaluated"], False)
+        # a pool host never seen, with --no-dns: no SPF, so no alignment
+        x = self.ctl_json("check", "198.51.100.77", "c@cust.test",
+                          "r@example.com", "--client-name", "o1.pool.test",
+                          "--no-dns", expected=1)
+        self.assertFalse(x["smart"]["name"]["aligned"])
+        self.assertEqual(len(x["identities"]), 1)
+
+    def test_identity_records_in_list_show_delete_forget_stats(self):
+        self.start_smart()
+        # The daemon records a pool's first attempt under its name too.
+        self.assertFalse(is_pass(self.ask(client_address="198.51.100.7",
+                                          client_name="o1.pool.test",
+                                          sender="b@cust.test",
+                                          recipient="r@example.com")))
+        now = int(time.time())
+        self.load(t_line(now, now, 0, "s:cust.test", "news@cust.test",
+                         "r@example.com") +
+                  t_line(now, now, 0, "n:pool.test", "news@cust.test",
+                         "r@example.com") +
+                  c_line(now, now, 1, "n:pool.test"))
+        rows = self.ctl_json("list")
+        clients = sorted(r["client"] for r in rows)
+        self.assertEqual(clients, ["198.51.100.0/24", "name:pool.test",
+                                   "name:pool.test", "spf:cust.test"])
+
+        def keys(*args):
+            return sorted((r["client"], r["sender"])
+                          for r in self.ctl_json("list", *args))
+        self.assertEqual(keys("--client", "name:pool.test"),
+                         [("name:pool.test", "b@cust.test"),
+                          ("name:pool.test", "news@cust.test")])
+        self.assertEqual(keys("--client", "n:POOL.test"),
+                         keys("--client", "name:pool.test"))
+        self.assertEqual(keys("--client", "spf:cust.test"),
+                         [("spf:cust.test", "news@cust.test")])
+        self.assertEqual(keys("--client", "name:cust.test"), [])
+        self.assertEqual(keys("--client", "198.51.100.1"),
+                         [("198.51.100.0/24", "b@cust.test")])
+        # a sender matches identities' records by its reduced form too
+        self.assertEqual(keys("--sender", "b@mail.cust.test"),
+                         [("name:pool.test", "b@cust.test")])
+        self.assertEqual(len(keys("--sender", "b@cust.test")), 2)
+        self.assertEqual([r["client"] for r in
+                          self.ctl_json("list", "--clients")],
+                         ["name:pool.test"])
+        r = self.ctl_rc(0, "list", "--client", "name:pool.test")
+        self.assertEqual(len(r.stdout.splitlines()), 3)
+        self.assertTrue(r.stdout.splitlines()[1].startswith("name:pool.test "))
+        # show and delete take the identity as the client, the sender
+        # reduced to its organisational domain as the daemon keys it
+        shown = self.ctl_json("show", "name:pool.test",
+                              "b@mail.cust.test", "r@example.com")
+        self.assertEqual(shown["key"]["client"], "name:pool.test")
+        self.assertEqual(shown["key"]["sender"], "b@cust.test")
+        self.assertEqual(shown["triplet"]["state"], "pending")
+        r = self.ctl_rc(0, "show", "name:pool.test", "b@cust.test",
+                        "r@example.com")
+        self.assertIn("key:        client name:pool.test, sender b@cust.test",
+                      r.stdout)
+        # stats counts identity records apart
+        st = self.ctl_json("stats")
+        self.assertEqual((st["triplets"]["total"],
+                          st["triplets"]["name_identity"],
+                          st["triplets"]["spf_identity"]), (4, 2, 1))
+        self.assertEqual(st["clients"]["name_identity"], 1)
+        # forget finds an identity's sender by its reduced form only there
+        self.load(t_line(now, now, 0, "192.0.2.0/24", "news@cust.test",
+                         "x@example.com"))
+        got = self.ctl_json("forget", "news@mail3.cust.test")
+        self.assertEqual(got["triplets"], 2)
+        self.assertEqual(keys("--sender", "news@cust.test"),
+                         [("192.0.2.0/24", "news@cust.test")])
+        self.assertEqual(self.ctl_json("delete", "spf:cust.test",
+                                       "news@cust.test",
+                                       "r@example.com", expected=1),
+                         {"deleted": False})
+        self.assertEqual(self.ctl_json("delete", "name:pool.test",
+                                       "b@cust.test", "r@example.com"),
+                         {"deleted": True})
+        self.assertEqual(keys("--client", "name:pool.test"), [])
+        # forget by IP leaves identity records alone: they hold no address
+        self.assertEqual(self.ctl_json("forget", "198.51.100.7")["clients"],
+                         0)
+        self.assertEqual([r["client"] for r in
+                          self.ctl_json("list", "--clients")],
+                         ["name:pool.test"])
+
+    def test_dump_load_round_trip_identity_records(self):
+        self.start_smart()
+        self.assertFalse(is_pass(self.ask(client_address="198.51.100.7",
+                                          client_name="o1.pool.test",
+                                          sender="b@cust.test",
+                                          recipient="r@example.com")))
+        self.load(t_line(100, 200, 3, "s:cust.test", "", "r@example.com") +
+                  t_line(100, 200, 0, "n:xn--bcher-kva.test",
+                         "odd%09sender@cust.test", "r@example.com") +
+                  c_line(100, 300, 4, "n:pool.test") +
+                  c_line(100, 300, 2, "s:cust.test"))
+        first = self.dump()
+        self.assertIn("\tn:pool.test\tb@cust.test\tr@example.com\n", first)
+        self.assertIn("\nC\t100\t300\t4\tn:pool.test\n", first)
+        fresh = os.path.join(self.tmpdir(), "copy")
+        got = self.load(first[len(HEADER):], db=fresh)
+        self.assertEqual(got["added"], len(parse_dump(first)))
+        self.assertEqual(self.dump(db=fresh), first)
+        self.assertEqual(self.load(first[len(HEADER):],
+                                   db=fresh)["unchanged"],
+                         len(parse_dump(first)))
+        self.assertEqual(self.dump(db=fresh), first)
+        # the daemon's own record is found under the loaded copy's key
+        shown = self.ctl_json("show", "name:pool.test", "b@cust.test",
+                              "r@example.com", db=fresh)
+        self.assertEqual(shown["triplet"]["state"], "pending")
+
+    def test_privacy_hashes_identity_keys_alike(self):
+        self.start_smart(privacy="yes")
+        self.assertFalse(is_pass(self.ask(client_address="198.51.100.7",
+                                          client_name="o1.pool.test",
+                                          sender="b@cust.test",
+                                          recipient="r@example.com")))
+        rows = self.ctl_json("list", "--client", "name:pool.test")
+        self.assertEqual(len(rows), 1)
+        self.assertRegex(rows[0]["client"], r"^h:[0-9a-f]{32}$")
+        self.assertEqual(len(self.ctl_json("list", "--client",
+                                           "198.51.100.1")), 1)
+        shown = self.ctl_json("show", "name:pool.test", "b@cust.test",
+                              "r@example.com")
+        self.assertTrue(shown["hashed"])
+        self.assertEqual(shown["triplet"]["state"], "pending")
+        first = self.dump()
+        fresh = os.path.join(self.tmpdir(), "copy")
+        self.load(first[len(HEADER):], db=fresh)
+        self.assertEqual(self.dump(db=fresh), first)
+        time.sleep(2.1)
+        x = self.ctl_json("check", "203.0.113.9", "b@cust.test",
+                          "r@example.com", "--client-name", "o9.pool.test")
+        self.assertEqual(x["identity"], "name:pool.test")
+        self.assertTrue(x["hashed"])
 
 
 # ---- a running daemon under load ------------------------------------------------
