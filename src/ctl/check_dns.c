@@ -121,16 +121,16 @@ int
 check_dns_gather(const struct config *cfg, const struct check_dns_input *in,
 		 struct check_evidence *out)
 {
+	struct smart_rules rules = {cfg->name_identity, cfg->spf_identity,
+				    cfg->trust_spf_aligned};
 	struct dns_options o;
 	struct dns_resolver *dns;
 	uv_loop_t loop;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	/* The rules that read SPF, as the daemon's wait_for_evidence()
-	   (server_smart.c) asks for it. */
-	out->spf_wanted = cfg->trust_spf_aligned || cfg->spf_identity ||
-			  cfg->name_identity;
+	/* The rules that read SPF, as the daemon asks for it. */
+	out->spf_wanted = smart_rules_need_spf(&rules);
 	if (!out->spf_wanted && cfg->dnswl.n == 0 && cfg->dnsbl.n == 0) {
 		snprintf(out->why_not, sizeof(out->why_not), "no rule reads "
 			 "SPF and no DNS list is configured");

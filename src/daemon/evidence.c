@@ -284,7 +284,7 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 		e->lists_pending++;
 		/* Its answer comes later, from the loop (dns.h). */
 		e->list_answers[e->lists_asked++] = (struct evidence_list){
-			.zone = lq->zone, .allow = allow};
+			.zone = lq->spec.zone, .allow = allow};
 	}
 }
 

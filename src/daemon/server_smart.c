@@ -25,8 +25,11 @@
 bool
 smart_dns_wanted(const struct config *cfg)
 {
-	return cfg->name_identity || cfg->spf_identity ||
-	       cfg->trust_spf_aligned || cfg->dnswl.n > 0 || cfg->dnsbl.n > 0;
+	struct smart_rules rules = {cfg->name_identity, cfg->spf_identity,
+				    cfg->trust_spf_aligned};
+
+	return smart_rules_need_spf(&rules) || cfg->dnswl.n > 0 ||
+	       cfg->dnsbl.n > 0;
 }
 
 int
@@ -178,8 +181,7 @@ wait_for_evidence(struct server *srv, struct slot *s)
 	const struct config *cfg = srv->cfg;
 	struct evidence_opts o = {
 		.loop = &srv->loop,
-		.spf = cfg->trust_spf_aligned || cfg->spf_identity ||
-		       cfg->name_identity,
+		.spf = smart_rules_need_spf(&srv->rules),
 		.receiver = srv->hostname,
 		.dnswl = &cfg->dnswl,
 		.dnsbl = &cfg->dnsbl,

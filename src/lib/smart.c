@@ -115,6 +115,13 @@ smart_assess(const ident_t *id, const struct smart_rules *rules,
 	}
 }
 
+bool
+smart_rules_need_spf(const struct smart_rules *rules)
+{
+	return rules->name_identity || rules->spf_identity ||
+	       rules->trust_spf_aligned;
+}
+
 const char *
 smart_trust_name(enum smart_trust t)
 {

@@ -92,6 +92,12 @@ void smart_assess(const ident_t *id, const struct smart_rules *rules,
 		  const struct smart_evidence *ev, struct store_job *job,
 		  struct smart_outcome *out);
 
+/*
+ * Whether the rules read SPF (every rule but the DNS lists does: the name
+ * identity for its alignment, the SPF identity, the trusted sender).
+ */
+bool smart_rules_need_spf(const struct smart_rules *rules);
+
 /* Short reason as logged: "greylist", "trusted-spf", "dnswl". */
 const char *smart_trust_name(enum smart_trust t);
 

@@ -765,9 +765,9 @@ class SmartCheck(CtlCase):
         self.start_smart(dnswl="wl.test:2", dnsbl="bl.test")
         x = self.ctl_json("check", "100.64.1.10", "x@other.test",
                           "bob@example.com")
-        self.assertEqual((x["action"], x["reason"]), ("pass", "dnswl (wl.test:2)"))
+        self.assertEqual((x["action"], x["reason"]), ("pass", "dnswl (wl.test)"))
         self.assertEqual(x["smart"]["dns"]["lists"], [
-            {"zone": "wl.test:2", "kind": "allow", "answer": "vouches",
+            {"zone": "wl.test", "kind": "allow", "answer": "vouches",
              "listed": True},
             {"zone": "bl.test", "kind": "block", "answer": "not listed",
              "listed": False}])
