@@ -13,9 +13,20 @@
 #   greyhold-redis    the same with -o store=redis://127.0.0.1:PORT/0, a
 #                     fresh redis-server per run (no persistence), when
 #                     redis-server is installed
+#   greyhold-dns-off  smart rules off (-o name_identity=no
+#                     -o trust_spf_aligned=no): no DNS at all
+#   greyhold-dns-on   smart rules on (the defaults) against a local unbound
+#                     on 127.0.0.1 serving the relay senders' SPF records;
+#                     loadgen's warm-up fills greyhold's DNS cache, so the
+#                     measured window sees a warm cache.  Both DNS rows
+#                     read greyhold_dns_* from metrics_listen before and
+#                     after the window (lookup p50/p99, cache hits).
 #   postgrey          the Debian package, run in the foreground
 # under two workloads: "new" (90 % never-seen triplets, the rest retries of
 # passed ones) and "retry" (5 % new); greyhold-relaxed runs "new" only.
+# Every run gets the same share of relay senders (BENCH_SPF_FRACTION):
+# verified names in relay-bench.test, senders in dK.spf-bench.test, whose
+# SPF includes the relay's (loadgen --spf-fraction).
 # Each round also runs lmdb_probe, the raw LMDB group-commit ceiling on
 # the same filesystem.  It prints figures and a table; it never fails on a figure.
 # See tests/bench/README for the columns.
@@ -30,7 +41,12 @@
 #   BENCH_IPV6_FRACTION [0.2] share of IPv6 clients
 #   BENCH_NEW_MIX [0.9]       new-triplet fraction of the "new" workload
 #   BENCH_RETRY_MIX [0.05]    new-triplet fraction of the "retry" workload
-#   BENCH_SERVERS [noop greyhold greyhold-relaxed greyhold-redis postgrey]
+#   BENCH_SPF_FRACTION [0.5]  share of triplets from relay senders
+#   BENCH_SPF_DOMAINS [256]   customer domains (SPF records) of those senders
+#   BENCH_DNS_OPTS []         more greyhold options for both DNS rows, e.g.
+#                             "-o durability=relaxed" (CPU-bound new triplets)
+#   BENCH_SERVERS [noop greyhold greyhold-relaxed greyhold-redis
+#                  greyhold-dns-off greyhold-dns-on postgrey]
 #   BENCH_PROBE_SECONDS [2]   seconds per lmdb_probe mode, each round (0: none)
 #   BENCH_TMPDIR [$TMPDIR or /tmp]  where the temporary directory goes: put it
 #                             on the filesystem whose disk you want to measure
@@ -53,7 +69,10 @@ attrs=${BENCH_ATTRS:-full}
 ipv6=${BENCH_IPV6_FRACTION:-0.2}
 new_mix=${BENCH_NEW_MIX:-0.9}
 retry_mix=${BENCH_RETRY_MIX:-0.05}
-servers=${BENCH_SERVERS:-noop greyhold greyhold-relaxed greyhold-redis postgrey}
+spf_fraction=${BENCH_SPF_FRACTION:-0.5}
+spf_domains=${BENCH_SPF_DOMAINS:-256}
+dns_opts=${BENCH_DNS_OPTS:-}
+servers=${BENCH_SERVERS:-noop greyhold greyhold-relaxed greyhold-redis greyhold-dns-off greyhold-dns-on postgrey}
 probe_seconds=${BENCH_PROBE_SECONDS:-2}
 keep=${BENCH_KEEP:-no}
 install=${BENCH_INSTALL:-yes}
@@ -78,6 +97,7 @@ results=$tmp/results.txt
 : > "$results"
 server_pid=
 store_pid=
+unbound_pid=
 
 cleanup() {
 	if [ -n "$server_pid" ]; then
@@ -87,6 +107,10 @@ cleanup() {
 	if [ -n "$store_pid" ]; then
 		stop_server "$store_pid" 15
 		store_pid=
+	fi
+	if [ -n "$unbound_pid" ]; then
+		stop_server "$unbound_pid" 15
+		unbound_pid=
 	fi
 	if [ "$keep" = yes ]; then
 		echo "compare.sh: results and logs kept in $tmp"
@@ -188,6 +212,141 @@ start_redis() {
 	done
 }
 
+# ---- unbound and the metrics (greyhold-dns-off, greyhold-dns-on) --------------
+
+# Reads greyhold's metrics endpoint around the measured window.
+fetch=
+if command -v curl >/dev/null 2>&1; then
+	fetch="curl -s -m 2"
+elif command -v wget >/dev/null 2>&1; then
+	fetch="wget -q -T 2 -O -"
+fi
+have_unbound=no
+case " $servers " in
+*" greyhold-dns-on "*)
+	unbound=$(command -v unbound 2>/dev/null || true)
+	[ -z "$unbound" ] && [ -x /usr/sbin/unbound ] && unbound=/usr/sbin/unbound
+	if [ -n "$unbound" ]; then
+		have_unbound=yes
+	else
+		echo "compare.sh: unbound is not installed (Debian package unbound);" \
+			"the greyhold-dns-on rows are skipped"
+	fi
+	;;
+esac
+case " $servers " in
+*" greyhold-dns-o"[nf]*)
+	[ -z "$fetch" ] && echo "compare.sh: neither curl nor wget: the DNS" \
+		"rows go without greyhold's DNS metrics"
+	;;
+esac
+
+# start_unbound DIR PORT: one unbound for every greyhold-dns-on run, on
+# 127.0.0.1 only, authoritative for example. and test. (names without data
+# are NXDOMAIN, negative answers cached for an hour) with the relay
+# senders' records (loadgen --spf-records); every other name is refused,
+# and its queries could leave from 127.0.0.1 only: it never recurses to
+# the outside.  Sets unbound_pid; fails if it does not start within 10 s.
+start_unbound() {
+	mkdir -p "$1"
+	{
+		cat <<-EOF
+		server:
+		  interface: 127.0.0.1@$2
+		  port: $2
+		  outgoing-interface: 127.0.0.1
+		  do-ip6: no
+		  do-daemonize: no
+		  username: ""
+		  chroot: ""
+		  directory: "$1"
+		  pidfile: "$1/unbound.pid"
+		  use-syslog: no
+		  logfile: ""
+		  verbosity: 1
+		  num-threads: 1
+		  so-reuseport: no
+		  access-control: 127.0.0.0/8 allow
+		  module-config: "iterator"
+		  local-zone: "." refuse
+		EOF
+		for zone in example. test.; do
+			echo "  local-zone: \"$zone\" nodefault"
+			echo "  local-zone: \"$zone\" static"
+			echo "  local-data: \"$zone 3600 IN SOA ns.$zone admin.$zone 1 3600 600 86400 3600\""
+		done
+		"$loadgen" --spf-records --spf-domains "$spf_domains" |
+			sed "s/.*/  local-data: '&'/"
+	} > "$1/unbound.conf"
+	"$unbound" -d -c "$1/unbound.conf" > "$1/unbound.log" 2>&1 &
+	unbound_pid=$!
+	un=0
+	while ! grep -q 'start of service' "$1/unbound.log" 2>/dev/null; do
+		un=$((un + 1))
+		if [ $un -ge 100 ] || ! alive "$unbound_pid"; then
+			echo "compare.sh: unbound did not start:" \
+				"$(tail -n 2 "$1/unbound.log" | tr '\n' ' ')" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+if [ "$have_unbound" = yes ]; then
+	pick_port
+	unbound_port=$port
+	if ! start_unbound "$tmp/unbound" "$unbound_port"; then
+		have_unbound=no
+		[ -n "$unbound_pid" ] && stop_server "$unbound_pid" 15
+		unbound_pid=
+		echo "compare.sh: the greyhold-dns-on rows are skipped"
+	fi
+fi
+
+# dns_delta NAME START END: the DNS line of one run, greyhold_dns_* over
+# the measured window (END minus START scrape).  Lookup latency quantiles
+# are interpolated within the histogram's buckets (50 us, 100 us, 250 us,
+# 500 us, 1, 2, 5, 10, 25 ... ms), as Prometheus' histogram_quantile does;
+# beyond the last finite bucket they are given as that bound, flagged.
+dns_delta() {
+	awk -v name="$1" '
+	FNR == 1 { f++ }
+	/^greyhold_dns_/ {
+		k = $1
+		if (f == 1) { a[k] = $2; next }
+		b[k] = $2
+		if (k ~ /_bucket\{/) {
+			le = k; sub(/.*le="/, "", le); sub(/".*/, "", le)
+			nb++; bk[nb] = k; bl[nb] = le
+		}
+	}
+	function d(k) { return (k in b) ? b[k] - a[k] : 0 }
+	function q(p,    total, rank, cum, prev, lo, i, c) {
+		if (nb == 0) return "-1 0"
+		total = d(bk[nb]); if (total <= 0) return "-1 0"
+		rank = p * total; cum = 0; lo = 0
+		for (i = 1; i <= nb; i++) {
+			prev = cum; cum = d(bk[i])
+			if (cum >= rank) {
+				if (bl[i] == "+Inf") return sprintf("%.0f 1", lo * 1e6)
+				c = cum - prev
+				return sprintf("%.0f 0", (lo + (bl[i] - lo) * (c > 0 ? (rank - prev) / c : 1)) * 1e6)
+			}
+			if (bl[i] != "+Inf") lo = bl[i]
+		}
+		return "-1 0"
+	}
+	END {
+		if (f < 2) exit
+		split(q(0.50), m50, " "); split(q(0.99), m99, " ")
+		printf "DNS name=%s lookups=%d cache_hits=%d queries=%d failures=%d timeouts=%d overflows=%d p50_us=%s p99_us=%s p99_beyond=%s\n",
+			name, d("greyhold_dns_lookups_total"), d("greyhold_dns_cache_hits_total"),
+			d("greyhold_dns_queries_total"), d("greyhold_dns_failures_total"),
+			d("greyhold_dns_timeouts_total"), d("greyhold_dns_overflows_total"),
+			m50[1], m99[1], m99[2]
+	}' "$2" "$3"
+}
+
 # ---- the machine -------------------------------------------------------------
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -n 1)
@@ -200,9 +359,13 @@ echo "machine: nproc=$(nproc 2>/dev/null || echo ?) cpu=\"$cpu_model\" mem=${mem
 echo "load: $conns connections, one request in flight each, TCP loopback;" \
 	"$seconds s x $rounds rounds per server; attributes $attrs;" \
 	"IPv6 $ipv6; warm-up pool $pool; delay ${delay}s;" \
-	"new = $new_mix never-seen, retry = $retry_mix never-seen"
+	"new = $new_mix never-seen, retry = $retry_mix never-seen;" \
+	"relay senders $spf_fraction ($spf_domains SPF domains)"
 [ "$have_postgrey" = yes ] && echo "postgrey: $("$postgrey" --version 2>/dev/null | head -n 1)"
 [ "$have_redis" = yes ] && echo "redis: $("$redis_server" --version 2>/dev/null | head -n 1)"
+[ "$have_unbound" = yes ] && echo "unbound: $("$unbound" -V 2>/dev/null | head -n 1)" \
+	"on 127.0.0.1:$unbound_port for greyhold-dns-on"
+[ -n "$dns_opts" ] && echo "DNS rows (greyhold-dns-off, greyhold-dns-on) also get: $dns_opts"
 echo
 
 # ---- the LMDB ceiling ---------------------------------------------------------
@@ -224,7 +387,8 @@ run_probe() {
 # ---- one run -----------------------------------------------------------------
 
 # start_server KIND DIR PORT: sets server_pid (and store_pid for
-# greyhold-redis); fails if its store does not start.
+# greyhold-redis, metrics_port for the DNS rows); fails if its store does
+# not start.
 start_server() {
 	kind=$1 dir=$2 p=$3
 	mkdir -p "$dir"
@@ -232,23 +396,35 @@ start_server() {
 	noop)
 		"$noop" --listen "127.0.0.1:$p" 2> "$dir/server.log" &
 		;;
-	greyhold|greyhold-relaxed|greyhold-redis)
+	greyhold|greyhold-relaxed|greyhold-redis|greyhold-dns-off|greyhold-dns-on)
 		: > "$dir/empty.conf"
+		# Benchmarks never reach a real resolver: a loopback one where
+		# nothing listens (lookups refused at once) unless a run names
+		# its own; greyhold-dns-on names the unbound on 127.0.0.1.
+		resolver=${GREYHOLD_BENCH_RESOLVER:-127.0.0.1:1}
+		[ "$kind" = greyhold-dns-on ] && resolver=127.0.0.1:$unbound_port
 		set -- -c "$dir/empty.conf" --inet="127.0.0.1:$p" --dbdir="$dir/db" \
 			--delay="$delay" \
 			--whitelist-clients="$srcdir/etc/whitelist_clients" \
 			--whitelist-recipients="$srcdir/etc/whitelist_recipients"
 		[ "$kind" = greyhold-relaxed ] && set -- "$@" -o durability=relaxed
+		[ "$kind" = greyhold-dns-off ] &&
+			set -- "$@" -o name_identity=no -o trust_spf_aligned=no
+		case $kind in
+		greyhold-dns-*)
+			pick_port
+			metrics_port=$port
+			# $dns_opts unquoted: several options, split on blanks.
+			set -- "$@" -o "metrics_listen=127.0.0.1:$metrics_port" $dns_opts
+			;;
+		esac
 		if [ "$kind" = greyhold-redis ]; then
 			pick_port
 			rport=$port
 			start_redis "$dir/redis" "$rport" || return 1
 			set -- "$@" -o "store=redis://127.0.0.1:$rport/0"
 		fi
-		# Benchmarks never reach a real resolver: a loopback one where
-		# nothing listens (lookups refused at once) unless a run names its own.
-		"$greyhold" -o "resolver=${GREYHOLD_BENCH_RESOLVER:-127.0.0.1:1}" \
-			"$@" 2> "$dir/server.log" &
+		"$greyhold" -o "resolver=$resolver" "$@" 2> "$dir/server.log" &
 		;;
 	postgrey)
 		mkdir -p "$dir/db"
@@ -279,10 +455,22 @@ run_one() {
 	fi
 	set -- --server-pid "$server_pid"
 	[ -n "$store_pid" ] && set -- "$@" --store-pid "$store_pid"
+	rm -f "$dir/metrics.start" "$dir/metrics.end"
+	case $kind in
+	greyhold-dns-*)
+		if [ -n "$fetch" ]; then
+			# loadgen runs it with "start" and "end" around the window.
+			echo "$fetch http://127.0.0.1:$metrics_port/metrics > \"$dir/metrics.\$1\"" \
+				> "$dir/scrape.sh"
+			set -- "$@" --window-cmd "sh $dir/scrape.sh"
+		fi
+		;;
+	esac
 	"$loadgen" --quiet --name "$name" "$@" \
 		--connections "$conns" --duration "$seconds" \
 		--new-fraction "$mix" --delay "$delay" --pool "$pool" \
 		--attrs "$attrs" --ipv6-fraction "$ipv6" --seed "$round" \
+		--spf-fraction "$spf_fraction" --spf-domains "$spf_domains" \
 		--wait 20 $check "127.0.0.1:$sport" > "$dir/loadgen.txt" 2> "$dir/loadgen.err"
 	status=$?
 	stop_server "$server_pid" 15
@@ -308,6 +496,18 @@ run_one() {
 		echo "  $name: no result (loadgen exit $status):" \
 			"$(tail -n 2 "$dir/loadgen.err" | tr '\n' ' ')"
 	fi
+	if [ -s "$dir/metrics.start" ] && [ -s "$dir/metrics.end" ]; then
+		dns_delta "$name" "$dir/metrics.start" "$dir/metrics.end" > "$dir/dns.txt"
+		cat "$dir/dns.txt" >> "$results"
+		awk '/^DNS/ {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+			if (v["lookups"] == 0) next
+			printf "  %-28s DNS in the window: %d lookups, %.1f %% from the cache, %d queries sent, %d failed, %d timed out; lookup p50 %.3f ms, p99 %s%.3f ms\n",
+				v["name"], v["lookups"], 100 * v["cache_hits"] / v["lookups"],
+				v["queries"], v["failures"], v["timeouts"], v["p50_us"] / 1000,
+				v["p99_beyond"] ? ">" : "", v["p99_us"] / 1000
+		}' "$dir/dns.txt"
+	fi
 	[ -s "$dir/loadgen.err" ] && [ "$status" != 0 ] &&
 		sed -n '1,3s/^/    /p' "$dir/loadgen.err"
 	# Free the space (a kept directory keeps the logs, not the databases).
@@ -321,6 +521,8 @@ for s in $servers; do
 	noop|greyhold) plan="$plan $s:new $s:retry" ;;
 	greyhold-relaxed) plan="$plan $s:new" ;;
 	greyhold-redis) [ "$have_redis" = yes ] && plan="$plan $s:new $s:retry" ;;
+	greyhold-dns-off) plan="$plan $s:new $s:retry" ;;
+	greyhold-dns-on) [ "$have_unbound" = yes ] && plan="$plan $s:new $s:retry" ;;
 	postgrey) [ "$have_postgrey" = yes ] && plan="$plan $s:new $s:retry" ;;
 	*) echo "compare.sh: unknown server '$s' in BENCH_SERVERS" >&2 ;;
 	esac
@@ -339,7 +541,8 @@ echo
 
 # ---- the table -----------------------------------------------------------------
 
-awk -v plan="$plan" -v conns="$conns" '
+awk -v plan="$plan" -v conns="$conns" -v spf="$spf_fraction" \
+	-v spf_domains="$spf_domains" -v dns_opts="$dns_opts" '
 function median(list,    a, n, i, j, t) {
 	n = split(list, a, " ")
 	if (n == 0) return ""
@@ -367,7 +570,10 @@ function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
 	rps[key, round] = v["rps"]
 	add(rpsl, key, v["rps"])
 	add(p99l, key, v["p99_us"])
-	if (v["cpu_us_per_req"] >= 0) add(cpul, key, v["cpu_us_per_req"])
+	if (v["cpu_us_per_req"] >= 0) {
+		add(cpul, key, v["cpu_us_per_req"])
+		cpur[key, round] = v["cpu_us_per_req"]
+	}
 	if (("store_cpu_us_per_req" in v) && v["store_cpu_us_per_req"] >= 0)
 		add(scpul, key, v["store_cpu_us_per_req"])
 	if (("store_rss_anon_kb" in v) && v["store_rss_anon_kb"] > srss[key])
@@ -375,6 +581,22 @@ function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
 	if (v["rss_anon_kb"] > rss[key]) rss[key] = v["rss_anon_kb"]
 	bad[key] += v["errors"] + v["mismatches"] + v["warmup_bad"]
 	rounds[round] = 1
+	reqs[key, round] = v["requests"]
+	next
+}
+/^DNS/ {
+	delete v
+	for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	split(v["name"], nm, ":")
+	key = nm[1] ":" nm[2]; round = nm[3]
+	dns_lookups[key, round] = v["lookups"]
+	if (v["lookups"] > 0) {
+		add(hitl, key, v["cache_hits"] / v["lookups"])
+		if (v["p50_us"] >= 0) add(dp50l, key, v["p50_us"])
+		if (v["p99_us"] >= 0) add(dp99l, key, v["p99_us"])
+		if (v["p99_beyond"]) dbeyond[key] = 1
+		dfail[key] += v["failures"] + v["timeouts"] + v["overflows"]
+	}
 	next
 }
 END {
@@ -457,5 +679,67 @@ END {
 		printf "  greyhold / postgrey, new                         %.1fx\n", med["greyhold:new"] / med["postgrey:new"]
 	if (("greyhold:retry" in med) && ("postgrey:retry" in med) && med["postgrey:retry"] > 0)
 		printf "  greyhold / postgrey, retry                       %.1fx\n", med["greyhold:retry"] / med["postgrey:retry"]
+
+	# ---- DNS: smart rules off against on with a warm cache (issue 12)
+	if (!("greyhold-dns-off:new" in rpsl) && !("greyhold-dns-on:new" in rpsl))
+		exit
+	print ""
+	printf "DNS (issue 12): greyhold with the smart rules off, and on against unbound on 127.0.0.1 (warm cache);\n"
+	printf "%s%% of requests from relay senders (verified name, SPF via an include, probe, name identity; %s domains)\n",
+		spf * 100, spf_domains
+	if (dns_opts != "")
+		printf "both rows with %s\n", dns_opts
+	printf "%-28s %-8s %9s %7s %7s %8s %7s %11s %10s %10s %10s %5s\n", "run", "workload",
+		"req/s", "on/off", "p99 ms", "cpu us/r", "on/off", "lookups/req", "cache hits",
+		"lookup p50", "lookup p99", "bad"
+	split("greyhold-dns-off greyhold-dns-on", kinds, " ")
+	split("new retry", wls, " ")
+	for (w = 1; w <= 2; w++) {
+		for (k = 1; k <= 2; k++) {
+			key = kinds[k] ":" wls[w]
+			if (!(key in rpsl)) continue
+			# on/off round by round, then the median
+			ratios = ""; per = ""; cratios = ""
+			for (r in rounds) {
+				ok = "greyhold-dns-off:" wls[w]
+				if (k == 2 && ((key, r) in rps) && ((ok, r) in rps) && rps[ok, r] > 0)
+					ratios = ratios " " sprintf("%.4f", rps[key, r] / rps[ok, r])
+				if (k == 2 && ((key, r) in cpur) && ((ok, r) in cpur) && cpur[ok, r] > 0)
+					cratios = cratios " " sprintf("%.4f", cpur[key, r] / cpur[ok, r])
+				if (((key, r) in dns_lookups) && reqs[key, r] > 0)
+					per = per " " sprintf("%.4f", dns_lookups[key, r] / reqs[key, r])
+			}
+			onoff[key] = median(ratios); conoff[key] = median(cratios)
+			lpr = median(per); hit = median(hitl[key])
+			d50 = median(dp50l[key]); d99 = median(dp99l[key])
+			printf "%-28s %-8s %9.0f %7s %7.2f %8s %7s %11s %10s %10s %10s %5d\n",
+				(k == 1 ? "greyhold DNS off" : "greyhold DNS on, warm cache"), wls[w],
+				med[key], (onoff[key] == "" ? "-" : sprintf("%.3f", onoff[key])),
+				p99[key], (cpu[key] == "" ? "-" : sprintf("%.1f", cpu[key])),
+				(conoff[key] == "" ? "-" : sprintf("%.2f", conoff[key])),
+				(lpr == "" ? "-" : sprintf("%.2f", lpr)),
+				(hit == "" ? "-" : sprintf("%.1f %%", 100 * hit)),
+				(d50 == "" ? "-" : sprintf("%.3f ms", d50 / 1000)),
+				(d99 == "" ? "-" : sprintf("%s%.3f ms", (key in dbeyond) ? ">" : "", d99 / 1000)),
+				bad[key]
+		}
+	}
+	if ((("greyhold-dns-on:new") in dfail) || (("greyhold-dns-on:retry") in dfail))
+		printf "  DNS failures, timeouts and overflows in the windows: new %d, retry %d\n",
+			dfail["greyhold-dns-on:new"], dfail["greyhold-dns-on:retry"]
+	print "figures against issue 12 (no pass/fail):"
+	if (("greyhold-dns-on:retry" in onoff) && onoff["greyhold-dns-on:retry"] != "")
+		printf "  DNS on / off, retry (95 %% need no lookup)       %.2f   (target: keep the throughput)\n",
+			onoff["greyhold-dns-on:retry"]
+	if (("greyhold-dns-on:new" in onoff) && onoff["greyhold-dns-on:new"] != "")
+		printf "  DNS on / off, new triplets, warm cache           %.2f   (target >= 0.5)\n",
+			onoff["greyhold-dns-on:new"]
+	for (w = 1; w <= 2; w++)
+		if ((("greyhold-dns-on:" wls[w]) in conoff) && conoff["greyhold-dns-on:" wls[w]] != "")
+			printf "  greyhold CPU per request, DNS on / off, %-5s    %.2f\n", wls[w],
+				conoff["greyhold-dns-on:" wls[w]]
+	if ("greyhold-dns-on:new" in dp99l)
+		printf "  DNS lookup p99 in greyhold (new, every lookup)   %.3f ms\n",
+			median(dp99l["greyhold-dns-on:new"]) / 1000
 }' "$results"
 exit 0

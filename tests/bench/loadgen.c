@@ -16,6 +16,17 @@
  * from 100.64.0.0/10 and 2001:db8::/32 and names end in ".example", which
  * no whitelist lists.
  *
+ * Relay senders.  With --spf-fraction F a share F of the triplets (a pure
+ * function of (seed, i)) come from a provider's relay instead: a verified
+ * client name mtaN-XXXX.out.relay-bench.test and a sender in one of
+ * --spf-domains customer domains dK.spf-bench.test, whose SPF record
+ * includes the relay's (--spf-records prints the records a resolver
+ * should serve).  With those records greyhold's smart rules evaluate SPF
+ * fully (an include, then the probe) and give the request a name identity
+ * (the relay authorised the sender) without trusting it (the sender's
+ * domain is not the name's), so the expected answers stay those of plain
+ * greylisting while the request takes the most expensive smart path.
+ *
  * Phases.  With --new-fraction below 1 the generator first warms up:
  * "seed" sends every pool triplet once (each must be greylisted), waits
  * --delay + 1 seconds, and "pass" retries each once (each must pass).
@@ -42,9 +53,10 @@
  * power of two, so within 3 %).  Server CPU is utime+stime of --server-pid
  * over the measured window, from /proc/PID/stat; RssAnon from
  * /proc/PID/status at the end; the same for --store-pid.  --interval adds
- * INTERVAL lines (the answers of each interval alone).  Exit status: 0
- * clean, 1 if any error or mismatch, 2 on bad usage or no connection, 3
- * if the hard time bound hit.
+ * INTERVAL lines (the answers of each interval alone); --window-cmd runs a
+ * command right before the window opens and right after it closes.  Exit
+ * status: 0 clean, 1 if any error or mismatch, 2 on bad usage or no
+ * connection, 3 if the hard time bound hit.
  *
  * Loopback only: the target must be 127.0.0.0/8, ::1 or a unix socket.
  */
@@ -112,6 +124,11 @@ struct options {
 	bool first_new_given;
 	const char *write_dump;	/* write the dump of the preload and exit */
 	int64_t dump_now;
+	/* Relay senders (see "Relay senders" above). */
+	double spf_fraction;
+	unsigned spf_domains;
+	bool spf_records;	/* print the zone's records and exit */
+	const char *window_cmd;	/* run with "start"/"end" around the window */
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -263,6 +280,16 @@ static const char *const rcpt_domains[] = {
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define RCPT_USERS 50000
 
+/*
+ * Relay senders' zones.  The relay's addresses: every client address the
+ * load uses, and not the documentation addresses greyhold's SPF probe
+ * tries (192.0.2.1, 2001:db8::1), so a pass is proven.
+ */
+#define SPF_ZONE "spf-bench.test"
+#define RELAY_ZONE "relay-bench.test"
+#define RELAY_SPF "v=spf1 ip4:100.64.0.0/10 ip6:2001:db8:1000::/36 -all"
+#define SPF_TTL 86400
+
 struct triplet {
 	char client_address[48];
 	char client_name[96];
@@ -297,13 +324,18 @@ terminate(struct buf *b)
  * IPv6 retries would be.  keys: also fill client_key and sender_key.
  */
 static void
-make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction,
+make_triplet(struct triplet *t, const struct options *o, uint64_t i,
 	     bool preload_layout, bool keys)
 {
-	uint64_t h1 = mix64(seed ^ mix64(i));
+	const double ipv6_fraction = o->ipv6_fraction;
+	uint64_t h1 = mix64(o->seed ^ mix64(i));
 	uint64_t h2 = mix64(h1);
 	uint64_t h3 = mix64(h2);
+	/* A fourth draw, so that the other triplets stay what they were. */
+	uint64_t h4 = mix64(h3 ^ 0x73706672656c6179ULL);
+	bool relay = (double)(h4 % 1000000) < o->spf_fraction * 1000000.0;
 	uint64_t tag = perm36(i);
+	char relay_domain[48];
 	struct buf b, k;
 	unsigned form;
 	const char *name, *domain;
@@ -342,9 +374,12 @@ make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction,
 	terminate(&b);
 	terminate(&k);
 
-	/* Client name: 15 % without reverse DNS, as Postfix says "unknown". */
+	/*
+	 * Client name: 15 % without reverse DNS, as Postfix says "unknown";
+	 * a relay's always verified.
+	 */
 	b = (struct buf){t->client_name, 0, sizeof(t->client_name)};
-	if (h3 % 100 < 15) {
+	if (h3 % 100 < 15 && !relay) {
 		put_str(&b, "unknown");
 	} else {
 		put_str(&b, "mta");
@@ -352,7 +387,8 @@ make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction,
 		put_mem(&b, "-", 1);
 		put_letters(&b, h3 >> 16, 4);
 		put_mem(&b, ".", 1);
-		put_str(&b, sender_domains[(h3 >> 40) % NELEM(sender_domains)]);
+		put_str(&b, relay ? "out." RELAY_ZONE :
+			sender_domains[(h3 >> 40) % NELEM(sender_domains)]);
 	}
 	terminate(&b);
 	b = (struct buf){t->helo, 0, sizeof(t->helo)};
@@ -370,6 +406,11 @@ make_triplet(struct triplet *t, uint64_t seed, uint64_t i, double ipv6_fraction,
 	form = (unsigned)(h1 >> 40) % 100;
 	name = first_names[(h2 >> 50) % NELEM(first_names)];
 	domain = sender_domains[(h2 >> 56) % NELEM(sender_domains)];
+	if (relay) {
+		snprintf(relay_domain, sizeof(relay_domain), "d%u." SPF_ZONE,
+			 (unsigned)((h4 >> 24) % o->spf_domains));
+		domain = relay_domain;
+	}
 	if (form < 15) {
 		put_str(&b, "prvs=");
 		put_u64(&b, (h1 >> 20) % 10);
@@ -508,7 +549,7 @@ write_dump(const struct options *o)
 			break;
 		}
 		counts[c]++;
-		make_triplet(&t, o->seed, i, o->ipv6_fraction, true, true);
+		make_triplet(&t, o, i, true, true);
 		fprintf(out, "T\t%" PRId64 "\t%" PRId64 "\t%" PRIu64
 			"\t%s\t%s\t%s\n", first, last, passes, t.client_key,
 			t.sender_key, t.recipient);
@@ -531,6 +572,20 @@ write_dump(const struct options *o)
 		       o->preloaded, counts[PRE_PASSED], counts[PRE_PENDING],
 		       counts[PRE_OLD], 64 * 256 + 4096, now);
 	return rc;
+}
+
+/*
+ * The records relay senders need, one per line in master-file form
+ * ("NAME TTL IN TXT \"...\""), for a resolver on loopback to serve.
+ */
+static int
+print_spf_records(const struct options *o)
+{
+	printf("_spf." RELAY_ZONE ". %d IN TXT \"" RELAY_SPF "\"\n", SPF_TTL);
+	for (unsigned k = 0; k < o->spf_domains; k++)
+		printf("d%u." SPF_ZONE ". %d IN TXT \"v=spf1 include:_spf."
+		       RELAY_ZONE " -all\"\n", k, SPF_TTL);
+	return fflush(stdout) == 0 ? 0 : 2;
 }
 
 /* The request Postfix's smtpd would send at RCPT TO for this triplet. */
@@ -904,8 +959,7 @@ show_mismatch(struct run *r, const struct conn *c, const char *want, size_t len)
 	if (r->shown >= SHOW_MAX || r->o->quiet)
 		return;
 	r->shown++;
-	make_triplet(&t, r->o->seed, c->index, r->o->ipv6_fraction,
-		     r->o->preloaded > 0, false);
+	make_triplet(&t, r->o, c->index, r->o->preloaded > 0, false);
 	fprintf(stderr, "loadgen: %s: expected %s for %s/%s/%s, got: %.*s\n",
 		phase_names[r->phase], want, t.client_address, t.sender,
 		t.recipient, (int)(len > 2 ? len - 2 : len), c->rbuf);
@@ -1046,8 +1100,7 @@ conn_send_next(struct run *r, struct conn *c)
 		return;
 	if (!r->o->check)
 		c->expect = EXPECT_ANY;
-	make_triplet(&t, r->o->seed, c->index, r->o->ipv6_fraction,
-		     r->o->preloaded > 0, false);
+	make_triplet(&t, r->o, c->index, r->o->preloaded > 0, false);
 	c->slen = build_request(c->sbuf, sizeof(c->sbuf), &t, r->o->attrs,
 				r->serial++, r->o->seed);
 	c->soff = 0;
@@ -1447,6 +1500,27 @@ report(struct run *r, double seconds, double cpu_us, long rss_kb,
 	fflush(stdout);
 }
 
+/*
+ * --window-cmd: run "CMD start" just before the measured window opens and
+ * "CMD end" just after it closes (e.g. to read the server's metrics), and
+ * wait for it; its failure is reported, not fatal.
+ */
+static void
+window_hook(const struct options *o, const char *phase)
+{
+	char cmd[4096];
+	int rc;
+
+	if (o->window_cmd == NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "%s %s", o->window_cmd, phase);
+	fflush(stdout);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "loadgen: --window-cmd %s: exit status %d\n",
+			phase, rc);
+}
+
 static int
 run(const struct options *o)
 {
@@ -1502,6 +1576,7 @@ run(const struct options *o)
 	cpu0 = proc_cpu_us(o->server_pid);
 	scpu0 = proc_cpu_us(o->store_pid);
 	self0 = self_cpu_us();
+	window_hook(o, "start");
 	window_start = now_ns();
 	interval_start(&r, window_start);
 	r.window_end_ns = window_start + sec_to_ns(o->duration);
@@ -1514,6 +1589,7 @@ run(const struct options *o)
 	cpu1 = proc_cpu_us(o->server_pid);
 	scpu1 = proc_cpu_us(o->store_pid);
 	self1 = self_cpu_us();
+	window_hook(o, "end");
 	if (o->interval > 0 && r.ihist.n > 0)
 		interval_emit(&r, now_ns());
 	r.stop_issuing = true;
@@ -1567,6 +1643,13 @@ usage(FILE *out)
 "      --store-pid PID    also report this process's CPU per request and\n"
 "                         RssAnon (a separate store, e.g. redis-server)\n"
 "      --interval S       an INTERVAL line (req/s, latency) every S seconds\n"
+"      --window-cmd CMD   run \"CMD start\" before the measured window and\n"
+"                         \"CMD end\" after it (through /bin/sh)\n"
+"      --spf-fraction F   share of triplets from a relay: verified name in\n"
+"                         " RELAY_ZONE ", sender in a domain of " SPF_ZONE "\n"
+"                         whose SPF includes the relay's (0)\n"
+"      --spf-domains N    customer domains of the relay senders (256)\n"
+"      --spf-records      print the TXT records of those domains and exit\n"
 "  -q, --quiet            only the machine lines\n"
 "preloaded databases (see the comment at the top of loadgen.c):\n"
 "      --preloaded N      triplets 0..N-1 of --seed are in the database: no\n"
@@ -1613,7 +1696,8 @@ enum {
 	OPT_NEW = 256, OPT_DELAY, OPT_POOL, OPT_V6, OPT_ATTRS, OPT_NOCHECK,
 	OPT_PID, OPT_NAME, OPT_SEED, OPT_WAIT, OPT_TIMEOUT, OPT_WARMUP,
 	OPT_STORE_PID, OPT_INTERVAL, OPT_PRELOADED, OPT_PRE_OLD, OPT_PRE_PENDING,
-	OPT_FIRST_NEW, OPT_WRITE_DUMP, OPT_NOW,
+	OPT_FIRST_NEW, OPT_WRITE_DUMP, OPT_NOW, OPT_SPF_FRACTION,
+	OPT_SPF_DOMAINS, OPT_SPF_RECORDS, OPT_WINDOW_CMD,
 };
 
 static int
@@ -1643,6 +1727,10 @@ parse_options(struct options *o, int argc, char **argv)
 		{"first-new", required_argument, NULL, OPT_FIRST_NEW},
 		{"write-dump", required_argument, NULL, OPT_WRITE_DUMP},
 		{"now", required_argument, NULL, OPT_NOW},
+		{"spf-fraction", required_argument, NULL, OPT_SPF_FRACTION},
+		{"spf-domains", required_argument, NULL, OPT_SPF_DOMAINS},
+		{"spf-records", no_argument, NULL, OPT_SPF_RECORDS},
+		{"window-cmd", required_argument, NULL, OPT_WINDOW_CMD},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1738,6 +1826,19 @@ parse_options(struct options *o, int argc, char **argv)
 			ok = parse_u64(optarg, 100 * DAY_S, 1ULL << 40, &u);
 			o->dump_now = (int64_t)u;
 			break;
+		case OPT_SPF_FRACTION:
+			ok = parse_double(optarg, 0, 1, &o->spf_fraction);
+			break;
+		case OPT_SPF_DOMAINS:
+			ok = parse_u64(optarg, 1, 1000000, &u);
+			o->spf_domains = (unsigned)u;
+			break;
+		case OPT_SPF_RECORDS:
+			o->spf_records = true;
+			break;
+		case OPT_WINDOW_CMD:
+			o->window_cmd = optarg;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -1758,6 +1859,13 @@ parse_options(struct options *o, int argc, char **argv)
 		fprintf(stderr, "loadgen: --preload-old plus --preload-pending "
 			"must leave at least 10 %% passed\n");
 		return -1;
+	}
+	if (o->spf_records) {
+		if (optind != argc) {
+			fprintf(stderr, "loadgen: --spf-records takes no TARGET\n");
+			return -1;
+		}
+		return 0;
 	}
 	if (o->write_dump != NULL) {
 		if (o->preloaded == 0 || optind != argc) {
@@ -1809,16 +1917,21 @@ main(int argc, char **argv)
 		.warmup_timeout = 300,
 		.preload_old = 0.2,
 		.preload_pending = 0.05,
+		.spf_domains = 256,
 	};
 	double bound;
 
 	if (parse_options(&o, argc, argv) < 0)
 		return 2;
+	if (o.spf_records)
+		return print_spf_records(&o);
 	if (o.write_dump != NULL)
 		return write_dump(&o);
 	signal(SIGPIPE, SIG_IGN);
 	/* Whatever the server does, the run ends by itself. */
 	bound = o.wait + o.duration + 2 * o.timeout + 10;
+	if (o.window_cmd != NULL)
+		bound += 20;	/* two short commands, e.g. a metrics scrape */
 	if (o.new_fraction < 1.0 && o.preloaded == 0)
 		bound += 2 * o.warmup_timeout + o.delay + 1;
 	signal(SIGALRM, on_alarm);
