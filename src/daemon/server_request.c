@@ -212,6 +212,7 @@ handle_request(struct conn *c, const struct policy_request *r)
 	s->job.n_more = 0;
 	s->job.delay = 0;
 	s->job.matched = 0;
+	s->dnsbl[0] = '\0';
 	s->job.now = (int64_t)time(NULL);
 	if (srv->ident != NULL)
 		smart_request(srv, s, r);

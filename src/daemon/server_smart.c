@@ -1,9 +1,10 @@
 /*
  * server_smart - smart greylisting on the request path (loop thread).
  *
- * A request that reached greylisting gets the identities it has without
- * DNS (a verified name aligned with its sender: smart.h), and the
- * backend's read-only fast path may pass it at once.  Anything else waits
+ * A request whose network's records already pass it is answered at
+ * once, as without smart greylisting.  Otherwise it gets the identities
+ * it has without DNS (a verified name aligned with its sender: smart.h),
+ * and the backend's read-only fast path may pass it.  Anything else waits
  * for its evidence (evidence.h: SPF, DNS lists), within dns_budget; then
  * smart_assess() trusts it outright or gives it all its identities, and
  * the backend decides.  Requests that need no DNS are not slowed: a
@@ -208,6 +209,14 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 	static const struct smart_evidence none;
 	struct smart_outcome out;
 
+	/*
+	 * A retry that its network's records already pass (a known triplet,
+	 * an auto-whitelisted client) needs no identity and no DNS: answer it
+	 * as plain greylisting would, at plain greylisting's cost.
+	 */
+	s->job.n_more = 0;
+	if (request_try_pass(srv, s))
+		return;
 	copy_field(s->req.client_address, sizeof(s->req.client_address),
 		   r->client_address);
 	copy_field(s->req.client_name, sizeof(s->req.client_name),
@@ -215,11 +224,10 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 	copy_field(s->req.helo, sizeof(s->req.helo), r->helo_name);
 	copy_field(s->req.sender, sizeof(s->req.sender), r->sender);
 	copy_field(s->req.recipient, sizeof(s->req.recipient), r->recipient);
-	s->dnsbl[0] = '\0';
 
 	/* What needs no DNS: a name aligned with its sender. */
 	assess(srv, s, &none, &out);
-	if (request_try_pass(srv, s))
+	if (s->job.n_more > 0 && request_try_pass(srv, s))
 		return;
 	if (wait_for_evidence(srv, s))
 		return;
