@@ -489,17 +489,66 @@ remove_pidfile(const char *path)
 		log_errno(LOG_LEVEL_WARN, errno, "cannot remove pidfile %s", path);
 }
 
+/*
+ * Everything between a loaded configuration and serving: the run user,
+ * the database directory, the listeners (server_create(), which takes
+ * cfg and wl), the fork, the pidfile and the privilege drop.  0 when the
+ * server is ready to run.  On failure -1, and *srv is the server if one
+ * was made: the caller frees it either way.  *pid_written says whether
+ * the pidfile is ours to remove at exit.
+ */
+static int
+start(struct server **srv, struct config *cfg, whitelist_t *wl,
+      const struct server_reload *reload, const struct options *o,
+      char *pidfile, size_t pidsz, bool *pid_written)
+{
+	struct passwd *pw = NULL;
+
+	*srv = NULL;
+	*pid_written = false;
+	if (cfg->user[0] != '\0' && getuid() == 0) {
+		pw = getpwnam(cfg->user);
+		if (pw == NULL) {
+			log_msg(LOG_LEVEL_ERR, "user '%s' does not exist (set 'user' in "
+				"greyhold.conf or create it)", cfg->user);
+			goto fail_unowned;
+		}
+	} else if (getuid() == 0) {
+		log_msg(LOG_LEVEL_WARN, "running as root: set 'user' so that "
+			"greyhold drops privileges after binding");
+	}
+	if (prepare_dbdir(cfg, pw) < 0)
+		goto fail_unowned;
+	snprintf(pidfile, pidsz, "%s", cfg->pidfile);
+	if (server_create(srv, cfg, wl, reload) < 0)
+		return -1;
+	/* The pid is final after the fork; root may write under /run. */
+	if (o->daemonize && daemonize(*srv) < 0)
+		return -1;
+	if (write_pidfile(pidfile, pw) < 0)
+		return -1;
+	*pid_written = true;
+	if (pw != NULL && drop_privileges(pw) < 0)
+		return -1;
+	return 0;
+
+fail_unowned:
+	whitelist_free(wl);
+	config_free(cfg);
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct options o = {.config_path = CONFIG_DEFAULT_PATH};
 	struct server_reload reload;
-	struct server *srv;
+	struct server *srv = NULL;
 	struct config *cfg;
 	whitelist_t *wl;
-	struct passwd *pw = NULL;
 	struct joined lists = {NULL, NULL, NULL, NULL};
 	char pidfile[1024];
+	bool pid_written = false;
 	char err[1024];
 	int rc;
 
@@ -529,39 +578,17 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_set_verbose(cfg->verbose);
-	if (cfg->user[0] != '\0' && getuid() == 0) {
-		pw = getpwnam(cfg->user);
-		if (pw == NULL) {
-			log_msg(LOG_LEVEL_ERR, "user '%s' does not exist (set 'user' in "
-				"greyhold.conf or create it)", cfg->user);
-			return 1;
-		}
-	} else if (getuid() == 0) {
-		log_msg(LOG_LEVEL_WARN, "running as root: set 'user' so that "
-			"greyhold drops privileges after binding");
-	}
-	if (prepare_dbdir(cfg, pw) < 0)
-		return 1;
-	snprintf(pidfile, sizeof(pidfile), "%s", cfg->pidfile);
-
 	reload.config_path = o.config_path;
 	reload.missing_ok = !o.config_given;
 	reload.overrides = o.ov;
 	reload.noverrides = o.nov;
-	rc = server_create(&srv, cfg, wl, &reload);
-	if (rc < 0)
-		return 1;
-	/* The pid is final after the fork; root may write under /run. */
-	if (o.daemonize && daemonize(srv) < 0)
-		return 1;
-	if (write_pidfile(pidfile, pw) < 0)
-		return 1;
-	if (pw != NULL && drop_privileges(pw) < 0)
-		return 1;
-
-	rc = server_run(srv);
+	rc = start(&srv, cfg, wl, &reload, &o, pidfile, sizeof(pidfile),
+		   &pid_written);
+	if (rc == 0)
+		rc = server_run(srv);
 	server_free(srv);
-	remove_pidfile(pidfile);
+	if (pid_written)
+		remove_pidfile(pidfile);
 	free(lists.inet);
 	free(lists.unix_sockets);
 	free(lists.wl_clients);

@@ -248,6 +248,8 @@ server_free(struct server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* A start that failed after the resolver opened: close it too. */
+	smart_stop(srv);
 	listen_close_all(srv);
 	uv_run(&srv->loop, UV_RUN_NOWAIT);
 	listen_unlink_all(srv);
