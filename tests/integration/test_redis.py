@@ -293,6 +293,107 @@ class SameAnswersAsLmdb(RedisTestCase):
                  "action=greylist, reason=new,"),
             ])
 
+    # Two identities per request, without DNS: the client network, and the
+    # verified name's organisational domain, aligned because the sender is
+    # in that domain (smart.h; no SPF, so the name identity never
+    # auto-whitelists).  decide.c (the store thread and the loop's peek)
+    # and greylist.lua must give the same replies and log lines.
+
+    @staticmethod
+    def named(net, org, rcpt="bob@example.com", host=None):
+        """A request from net.10 named HOST.ORG, sender in ORG."""
+        return make_request(client_address="%s.10" % net,
+                            client_name="%s.%s" % (host or "mx" + net.split(
+                                ".")[-1], org),
+                            sender="b@%s" % org, recipient=rcpt)
+
+    def test_two_identities(self):
+        defer, dunno = "DEFER_IF_PERMIT", "DUNNO"
+        n = self.named
+        pool = "identity=name:pool.test, "
+        self.run_side_by_side(
+            ["--delay", "2", "-o", "retry_window=4s",
+             "--auto-whitelist-clients=0"],
+            [
+                (0, n("198.51.100", "pool.test"), defer,
+                 "action=greylist, reason=new,"),
+                (0, n("198.51.100", "pool.test"), defer,
+                 "action=greylist, reason=early-retry (2s missing),"),
+                # Restarts: one identity restarting is "new", both "restart".
+                (0, n("198.51.110", "q.test"), defer,
+                 "action=greylist, reason=new,"),
+                (0, n("198.51.120", "r.test"), defer,
+                 "action=greylist, reason=new,"),
+                # The network only: no name ("unknown" is not one).
+                (0, make_request(client_address="198.51.130.10",
+                                 client_name="unknown", sender="b@t.test"),
+                 defer, "action=greylist, reason=new,"),
+                # Another network of the pool: new there, early by name.
+                (1, n("198.51.101", "pool.test"), defer,
+                 "action=greylist, reason=early-retry (1s missing),"),
+                # Both early: the fewest seconds left, whichever identity.
+                (1, n("198.51.101", "pool.test"), defer,
+                 "action=greylist, reason=early-retry (1s missing),"),
+                (1, n("198.51.130", "t.test"), defer,
+                 "action=greylist, reason=early-retry (1s missing),"),
+                (1, n("198.51.130", "t.test"), defer,
+                 "action=greylist, reason=early-retry (1s missing),"),
+                # A third network passes by the name; its own triplet is
+                # recorded as passed, so its next retry passes by itself.
+                (2, n("198.51.102", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, delay=2, " + pool),
+                (2, n("198.51.102", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, client_name"),
+                # Early under its network, passed under the name.
+                (2, n("198.51.101", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, " + pool),
+                (2, n("198.51.101", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, client_name"),
+                # Its own network's triplet decides first.
+                (3, n("198.51.100", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, delay=3, client_name"),
+                # Another recipient: a triplet of its own under both.
+                (3, n("198.51.100", "pool.test", "carol@example.com"), defer,
+                 "action=greylist, reason=new,"),
+                (3, n("198.51.130", "t.test"), dunno,
+                 "action=pass, reason=triplet found, delay=3, client_name"),
+                # q.test: another network restarts the name: "new".
+                (5, n("198.51.111", "q.test"), defer,
+                 "action=greylist, reason=new,"),
+                # ... and the first network, restarted, is early by name.
+                (5, n("198.51.110", "q.test"), defer,
+                 "action=greylist, reason=early-retry (2s missing),"),
+                # r.test: both identities restart.
+                (5, n("198.51.120", "r.test"), defer,
+                 "action=greylist, reason=new (seen too long ago),"),
+                (5, n("198.51.103", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, " + pool),
+            ])
+
+    def test_two_identities_auto_whitelist(self):
+        defer, dunno = "DEFER_IF_PERMIT", "DUNNO"
+        n = self.named
+        self.run_side_by_side(
+            ["--delay", "2", "--auto-whitelist-clients=1"],
+            [
+                (0, n("198.51.100", "pool.test"), defer,
+                 "action=greylist, reason=new,"),
+                # A pass by the name counts for the passing network...
+                (2, n("198.51.101", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, delay=2, "
+                 "identity=name:pool.test, "),
+                (2, n("198.51.101", "pool.test", "carol@example.com"), dunno,
+                 "action=pass, reason=client AWL,"),
+                # ... not for the name (no SPF proof): another network of
+                # the pool, another recipient, is greylisted.
+                (2, n("198.51.102", "pool.test", "dave@example.com"), defer,
+                 "action=greylist, reason=new,"),
+                (2, n("198.51.100", "pool.test"), dunno,
+                 "action=pass, reason=triplet found, delay=2, client_name"),
+                (2, n("198.51.100", "pool.test", "erin@example.com"), dunno,
+                 "action=pass, reason=client AWL,"),
+            ])
+
 
 class SharedState(RedisTestCase):
 
