@@ -217,6 +217,16 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 	s->job.n_more = 0;
 	if (request_try_pass(srv, s))
 		return;
+	/*
+	 * No valid sender is longer than the slot's copy holds; cut, it would
+	 * end where the sender chose ("...@trusted.example" of
+	 * "...@trusted.example.evil.example"), and SPF and the identities
+	 * would judge that other domain.  Plain greylisting for it.
+	 */
+	if (r->sender.len > SPF_SENDER_MAX) {
+		request_decide(srv, s, true);
+		return;
+	}
 	copy_field(s->req.client_address, sizeof(s->req.client_address),
 		   r->client_address);
 	copy_field(s->req.client_name, sizeof(s->req.client_name),

@@ -305,6 +305,18 @@ class Trust(SmartCase):
                            "a@lowhalf.test"),
                     "DEFER_IF_PERMIT", "action=greylist, reason=new,")
 
+    def test_overlong_sender_is_not_judged_by_a_cut(self):
+        """A sender longer than any valid one (SPF_SENDER_MAX, 320 bytes)
+        whose first 320 bytes end in "@trusted.test": its domain is
+        trusted.test.evil.test, which proves nothing, so it is greylisted
+        (not trusted as trusted.test's own server)."""
+        d = self.smart_daemon()
+        local = "x" * (320 - len("@trusted.test"))
+        sender = local + "@trusted.test.evil.test"
+        self.expect(d, req("100.64.1.10", "mail.trusted.test", sender),
+                    "DEFER_IF_PERMIT", "action=greylist, reason=new, "
+                    "client_name=mail.trusted.test", absent=["identity="])
+
     def test_spf_mechanisms_through_unbound(self):
         d = self.smart_daemon()
         trusted = [
