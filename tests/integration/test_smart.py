@@ -378,6 +378,52 @@ class DnsTrouble(SmartCase):
         self.assertGreater(elapsed, 0.8)
         self.assertLess(elapsed, 1.0 + 1.0 * harness.timeout_scale())
 
+    def test_pending_evidence_across_reload_reset_and_stop(self):
+        """While a request waits for its evidence: a reload keeps it (the
+        answer comes), a connection reset by the client drops it (no
+        answer, nothing else disturbed), and SIGTERM answers it before
+        the daemon exits cleanly.  A sanitizer build fails on any
+        use-after-free of the slot, the connection or the evidence."""
+        import signal
+        srv = self.server()
+        srv.add("trunc.test", TXT, behaviour=dnsserver.SILENT)
+        srv.start()
+        d = self.smart_daemon(["-o", "dns_budget=1s", "-o",
+                               "dns_timeout=1s", "-o", "dnsbl=bl.test"],
+                              resolver=srv.address)
+        mark = d.log_mark()
+        reloaded = self.connect(d)
+        reloaded.send_request(req("100.64.21.10", "mail.trunc.test",
+                                  "a@trunc.test"))
+        time.sleep(0.2)
+        d.send_signal(signal.SIGHUP)
+        reset = self.connect(d)
+        reset.send_request(req("100.64.22.10", "mail.trunc.test",
+                               "a@trunc.test"))
+        time.sleep(0.2)
+        # RST, not FIN: the daemon closes the connection at once.
+        reset.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        reset.close()
+        self.assertTrue(reloaded.read_reply().startswith(GREYLISTED))
+        d.wait_log(r"configuration reloaded", mark)
+
+        # The negative cache now answers trunc.test at once: a silent
+        # name of its own keeps the next request waiting.
+        srv.add("slow.test", TXT, behaviour=dnsserver.SILENT)
+        stopped = self.connect(d)
+        stopped.send_request(req("100.64.23.10", "mail.slow.test",
+                                 "a@slow.test"))
+        time.sleep(0.2)
+        d.send_signal(signal.SIGTERM)
+        self.assertTrue(stopped.read_reply().startswith(GREYLISTED))
+        self.assertEqual(d.wait(10 * harness.timeout_scale()), 0)
+        d.check_sanitizer_log()
+        log = d.log_since(mark)
+        self.assertIn("client_address=100.64.21.10", log)
+        self.assertIn("client_address=100.64.23.10", log)
+        self.assertNotIn("client_address=100.64.22.10", log)
+
     def test_refused_resolver_decides_at_once(self):
         d = self.smart_daemon(resolver=harness.NO_DNS_RESOLVER)
         t0 = time.monotonic()
