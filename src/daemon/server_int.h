@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "config.h"
 #include "dns.h"
+#include "dnslist.h"
 #include "engine.h"
 #include "ident.h"
 #include "log.h"
@@ -70,7 +71,7 @@ struct slot {
 	struct slot_request req;
 	/* "name:ORG" / "spf:ORG" of job.more[i], for the log line */
 	char ident[JOB_MAX_MORE][IDENT_MAX_NAME + 6];
-	char dnsbl[64];			/* the list that listed it, or "" */
+	char dnsbl[DNSLIST_ZONE_MAX + 1];	/* the list that listed it, or "" */
 };
 
 union stream {

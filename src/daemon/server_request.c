@@ -67,7 +67,7 @@ log_decision(struct server *srv, struct slot *s)
 {
 	const struct store_job *job = &s->job;
 	enum metrics_result result = metrics_result_for(&job->verdict, job->err);
-	char line[ANSWER_LOG_MAX], fields[ANSWER_FIELDS_MAX + 160];
+	char line[ANSWER_LOG_MAX], fields[ANSWER_FIELDS_MAX + 256];
 	const char *shown = s->fields;
 
 	/* A pass decided by a name or SPF identity says which one. */
@@ -221,15 +221,22 @@ handle_request(struct conn *c, const struct policy_request *r)
 	return true;
 }
 
-bool
+enum request_try
 request_try_pass(struct server *srv, struct slot *s)
 {
-	if (srv->be->ops->try_decide == NULL ||
-	    !srv->be->ops->try_decide(srv->be, &s->job) ||
-	    s->job.verdict.action != ENGINE_PASS)
-		return false;
+	bool answered;
+
+	if (srv->be->ops->try_decide == NULL)
+		return TRY_NO;
+	/* No stale verdict may pass for the hint a declining peek leaves. */
+	s->job.verdict.action = ENGINE_DEFER;
+	answered = srv->be->ops->try_decide(srv->be, &s->job);
+	if (s->job.verdict.action != ENGINE_PASS)
+		return TRY_NO;
+	if (!answered)
+		return TRY_PASS_WRITES;
 	answer_slot(srv, s);
-	return true;
+	return TRY_ANSWERED;
 }
 
 void

@@ -27,11 +27,17 @@ void request_protocol_error(struct conn *c, const char *why);
 struct server;
 struct slot;
 
+enum request_try {
+	TRY_NO,			/* no pass on the committed records */
+	TRY_ANSWERED,		/* passed read-only: the slot is answered */
+	TRY_PASS_WRITES,	/* a pass, but one the store must write */
+};
+
 /*
  * The backend's read-only fast path, taken only when it passes the
- * request: true with the slot answered.
+ * request (see db_peek.h for the hint behind TRY_PASS_WRITES).
  */
-bool request_try_pass(struct server *srv, struct slot *s);
+enum request_try request_try_pass(struct server *srv, struct slot *s);
 
 /*
  * Decide the slot's job: by the fast path when fast and it can, else by

@@ -215,8 +215,24 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 	 * as plain greylisting would, at plain greylisting's cost.
 	 */
 	s->job.n_more = 0;
-	if (request_try_pass(srv, s))
+	switch (request_try_pass(srv, s)) {
+	case TRY_ANSWERED:
 		return;
+	case TRY_PASS_WRITES:
+		/*
+		 * A known triplet or a listed client whose refresh or count
+		 * is due: the store writes, and no evidence could change the
+		 * pass.  A first pass still waits: a blocklist may lengthen
+		 * its delay.
+		 */
+		if (s->job.verdict.reason != ENGINE_PASSED) {
+			request_decide(srv, s, false);
+			return;
+		}
+		break;
+	case TRY_NO:
+		break;
+	}
 	/*
 	 * No valid sender is longer than the slot's copy holds; cut, it would
 	 * end where the sender chose ("...@trusted.example" of
@@ -231,13 +247,17 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 		   r->client_address);
 	copy_field(s->req.client_name, sizeof(s->req.client_name),
 		   r->client_name);
-	copy_field(s->req.helo, sizeof(s->req.helo), r->helo_name);
+	/* A HELO longer than any name, cut, would look like another name. */
+	if (r->helo_name.len <= DNS_NAME_MAX)
+		copy_field(s->req.helo, sizeof(s->req.helo), r->helo_name);
+	else
+		s->req.helo[0] = '\0';
 	copy_field(s->req.sender, sizeof(s->req.sender), r->sender);
 	copy_field(s->req.recipient, sizeof(s->req.recipient), r->recipient);
 
 	/* What needs no DNS: a name aligned with its sender. */
 	assess(srv, s, &none, &out);
-	if (s->job.n_more > 0 && request_try_pass(srv, s))
+	if (s->job.n_more > 0 && request_try_pass(srv, s) == TRY_ANSWERED)
 		return;
 	if (wait_for_evidence(srv, s))
 		return;

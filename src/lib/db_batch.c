@@ -27,6 +27,7 @@ read_ident(db_t *db, MDB_txn *txn, const struct triplet_key *k, bool awl,
 	int rc = 0;
 
 	r->have_client[i] = false;
+	r->have_triplet[i] = false;
 	if (awl)
 		rc = db_read_record(txn, db->clients, k->client, k->client_len,
 				    &r->client[i], &r->have_client[i], wrote,

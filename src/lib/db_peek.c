@@ -95,8 +95,12 @@ db_peek(db_t *db, struct store_job *job, const struct engine_params *cfg)
 		in.id[i].client = have_client ? &crec[i] : NULL;
 		in.id[i].triplet = have_rec ? &rec[i] : NULL;
 	}
-	if (decide_request(&in, job->now, &p, &out))
-		return false;	/* something to write: the store thread's job */
+	if (decide_request(&in, job->now, &p, &out)) {
+		/* Something to write: the store thread's job.  What the
+		   committed records say is left as a hint (db_peek.h). */
+		job->verdict = out.verdict;
+		return false;
+	}
 	job->verdict = out.verdict;
 	job->matched = out.matched;
 	job->err = 0;

@@ -24,7 +24,10 @@
 
 /*
  * Returns true with job->verdict set (and job->err 0); false means "ask
- * the store thread".  The read snapshot stays open (holding off map
+ * the store thread".  When it declines only because the decision writes
+ * (a first pass, a refresh or a count that is due), job->verdict holds
+ * that decision as a hint, which the store will repeat on its records;
+ * otherwise job->verdict is left as the caller set it.  The read snapshot stays open (holding off map
  * changes) until db_snapshot_end(), which the caller runs once per batch
  * of peeks (once per loop turn).
  */

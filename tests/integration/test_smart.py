@@ -448,6 +448,40 @@ class DnsTrouble(SmartCase):
         self.assertGreaterEqual(srv.queries("trunc.test", TXT, "tcp"), 1)
 
 
+    def test_due_refresh_of_a_passed_triplet_does_not_wait_for_dns(self):
+        # A passed triplet whose hourly refresh is due, and one whose
+        # retry is a first pass: the first needs a write but no evidence
+        # could change it, the second still waits (a blocklist could
+        # lengthen its delay).  The resolver never answers.
+        srv = self.server()
+        srv.add("trunc.test", TXT, behaviour=dnsserver.SILENT)
+        srv.start()
+        dbdir = os.path.join(self.tmpdir(), "db")
+        os.mkdir(dbdir, 0o700)
+        now = int(time.time())
+        dump = ("greyhold-dump 1\n"
+                "T\t%d\t%d\t1\t100.64.8.0/24\ta@trunc.test\tknown@example.com\n"
+                "T\t%d\t%d\t0\t100.64.8.0/24\ta@trunc.test\tfirst@example.com\n"
+                % (now - 20000, now - 7200, now - 600, now - 600))
+        load = subprocess.run([harness.ctl_bin(), "-c", "/dev/null", "--db",
+                               dbdir, "load"], input=dump,
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(load.returncode, 0, load.stderr)
+        d = self.smart_daemon(["-o", "dns_budget=2s", "-o", "dns_timeout=2s"],
+                              resolver=srv.address, dbdir=dbdir)
+        t0 = time.monotonic()
+        self.expect(d, req("100.64.8.10", "mail.trunc.test", "a@trunc.test",
+                           "known@example.com"), "DUNNO",
+                    "action=pass, reason=triplet found, client_name=")
+        self.assertLess(time.monotonic() - t0, 0.5 * harness.timeout_scale())
+        t0 = time.monotonic()
+        self.expect(d, req("100.64.8.10", "mail.trunc.test", "a@trunc.test",
+                           "first@example.com"), "DUNNO",
+                    "action=pass, reason=triplet found, delay={n}, "
+                    "client_name=")
+        self.assertGreater(time.monotonic() - t0, 1.5)
+
+
 class DnsLists(SmartCase):
 
     def test_allow_and_blocklists_and_their_metrics(self):
