@@ -212,7 +212,11 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 	/*
 	 * A retry that its network's records already pass (a known triplet,
 	 * an auto-whitelisted client) needs no identity and no DNS: answer it
-	 * as plain greylisting would, at plain greylisting's cost.
+	 * as plain greylisting would, at plain greylisting's cost.  The
+	 * verdict is the one all identities would give (any identity passing
+	 * passes), but such a retry refreshes only the network's records:
+	 * its other identities' records are left as they are, where the
+	 * Redis backend (no read-only path) updates them too.
 	 */
 	s->job.n_more = 0;
 	switch (request_try_pass(srv, s)) {
