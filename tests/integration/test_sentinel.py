@@ -383,5 +383,57 @@ class Discovery(SentinelTestCase):
         self.assertTrue(d.running())
 
 
+class Ctl(SentinelTestCase):
+    """greyholdctl's Redis commands find the primary through the
+    sentinels, as the daemon does."""
+
+    def ctl(self, conf, *args, expected=0):
+        r = subprocess.run([ctl_bin(), "-c", conf] + list(args),
+                           capture_output=True, universal_newlines=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, expected, "greyholdctl %s -> %d\n%s%s"
+                         % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def conf(self, store):
+        w = self.tmpdir()
+        path = os.path.join(w, "greyhold.conf")
+        with open(path, "w") as f:
+            f.write("%s\ndelay = 60s\n" % store.replace("=", " = ", 1))
+        return path
+
+    def test_whitelist_through_sentinels(self):
+        if not os.access(ctl_bin(must_exist=False), os.X_OK):
+            self.skipTest("greyholdctl not built next to GREYHOLD_BIN")
+        primary, replica, sentinels = self.cluster()
+        # The first sentinel listed is down: the next one answers.
+        dead = free_port()
+        store = "store=sentinel://127.0.0.1:%d,%s/%s" % (
+            dead, ",".join("127.0.0.1:%d" % s.port for s in sentinels),
+            MASTER)
+        conf = self.conf(store)
+        d = self.daemon(config=conf)
+        inside = req(client="198.51.100.7")
+        self.assertEqual(reply_action(d.ask(inside)), "DEFER_IF_PERMIT")
+        self.ctl(conf, "whitelist", "add", "client", "198.51.100.0/24")
+        self.assertIn("198.51.100.0/24",
+                      primary.cli("HKEYS", "greyhold:whitelist"))
+        self.wait_until("the daemon sees the entry",
+                        lambda: d.ask(inside) == "action=DUNNO\n\n", 5)
+        self.assertIn("198.51.100.0/24",
+                      self.ctl(conf, "whitelist", "list").stdout)
+
+        r = self.ctl(self.conf(self.store(sentinels, "nosuchmaster")),
+                     "whitelist", "list", expected=2)
+        self.assertIn("no sentinel knows a master named 'nosuchmaster'",
+                      r.stderr)
+        for s in sentinels:
+            s.stop()
+        r = self.ctl(conf, "whitelist", "list", expected=2)
+        self.assertIn("no sentinel named the primary of '%s'; last: "
+                      "127.0.0.1:%d: Connection refused"
+                      % (MASTER, sentinels[-1].port), r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
