@@ -218,11 +218,14 @@ redis_conn_failed(struct backend_redis *b, int err, const char *why)
 	if (log_ratelimit_allow(&b->conn_log, time(NULL), 1)) {
 		log_msg(LOG_LEVEL_ERR, "redis: no connection to %s (%s%s%s); "
 			"retrying in %" PRIu64 " ms, answering with the failure "
-			"action meanwhile (%lu similar suppressed)", b->where,
+			"action meanwhile%s (%lu similar suppressed)", b->where,
 			strerror(-err), why != NULL ? ": " : "",
 			why != NULL ? log_escape(shown, sizeof(shown), why,
 						 strlen(why), 150) : "",
-			b->backoff_ms, b->conn_log.suppressed);
+			b->backoff_ms, b->nsentinels > 0 ?
+			" (a request first waits up to the request timeout "
+			"for a new primary while the loss is recent)" : "",
+			b->conn_log.suppressed);
 		b->conn_log.suppressed = 0;
 	}
 	schedule_retry(b);

@@ -160,19 +160,25 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-class Load(threading.Thread):
-    """Policy requests to each daemon in turn, each a new triplet, until
-    stopped; every reply is kept with its time and daemon."""
+class Load:
+    """Policy requests from a few threads to each daemon in turn, each a
+    new triplet, until stopped; every reply is kept with its times and
+    daemon."""
 
-    def __init__(self, daemons):
-        super().__init__(daemon=True)
+    def __init__(self, daemons, threads=4):
         self.daemons = daemons
         self.stopping = threading.Event()
         self.replies = []           # (sent, answered, daemon index, reply)
         self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(t,),
+                                         daemon=True) for t in range(threads)]
 
-    def run(self):
-        n = 0
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def run(self, first):
+        n = first
         while not self.stopping.is_set():
             i = n % len(self.daemons)
             sent = time.monotonic()
@@ -182,12 +188,13 @@ class Load(threading.Thread):
                 self.replies.append((sent, time.monotonic(), i, r))
             except Exception as e:      # noqa: BLE001 (a crash shows here)
                 self.errors.append("%s: %r" % (i, e))
-            n += 1
+            n += len(self.threads)
             time.sleep(0.02)
 
     def stop(self):
         self.stopping.set()
-        self.join(15)
+        for t in self.threads:
+            t.join(15)
 
 
 class SentinelTestCase(GreyholdTestCase):
