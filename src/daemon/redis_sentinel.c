@@ -86,6 +86,7 @@ ask_failed(struct rsent *rs, const char *why, bool free_ctx)
 			"subscription on sentinel %s (%s); making it again",
 			sentinel_name(b, rs->idx, name, sizeof(name)), why);
 		rsent_drop(rs, free_ctx);
+		b->sentinel_turn++;	/* made again on the next sentinel */
 		return;
 	}
 	snprintf(b->ask_why, sizeof(b->ask_why), "%s: %s",
@@ -134,7 +135,7 @@ rsent_connect(struct backend_redis *b, unsigned idx, bool watch,
 	if (ac == NULL)
 		return NULL;
 	if (ac->err != 0) {
-		/* Names are not looked up here: the address must be numeric. */
+		/* Numeric (redis_endpoint): hiredis looks up nothing here. */
 		*why = ac->errstr;
 		redisAsyncFree(ac);
 		return NULL;

@@ -2,7 +2,9 @@
  * redis_endpoint - the Redis address parser.  See redis_endpoint.h.
  *
  * A sentinel:// address is parsed as strictly as redis://: each sentinel
- * is HOST[:PORT] as there, the master name is letters, digits, '.', '_'
+ * is HOST[:PORT] as there, HOST an IPv4 or IPv6 address (hiredis would look
+ * a name up blocking the daemon's loop, and DNS may be what failed), the
+ * master name is letters, digits, '.', '_'
  * and '-' only (it goes into a command and a channel message we match).
  *
  * Every rejection is -EINVAL, as the header promises, whatever the part
@@ -11,6 +13,7 @@
  */
 #include "redis_endpoint.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -87,6 +90,16 @@ parse_tcp(const char *s, struct redis_endpoint *ep)
 	return *s == '\0' || strcmp(s, "/") == 0 ? 0 : -EINVAL;
 }
 
+/* A sentinel is an IP address: no name lookup in the middle of a failover. */
+static bool
+is_numeric(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
 static bool
 master_char(char c)
 {
@@ -94,7 +107,7 @@ master_char(char c)
 	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
-/* "HOST[:PORT][,HOST[:PORT]...]/MASTER[?db=N]" after "sentinel://". */
+/* "IP[:PORT][,IP[:PORT]...]/MASTER[?db=N]" after "sentinel://". */
 static int
 parse_sentinel(const char *s, struct redis_endpoint *ep)
 {
@@ -107,7 +120,8 @@ parse_sentinel(const char *s, struct redis_endpoint *ep)
 			return -EINVAL;
 		h = &ep->sentinels[ep->nsentinels];
 		if (parse_host_port(s, REDIS_ENDPOINT_SENTINEL_PORT, ",/",
-				    h->host, sizeof(h->host), &h->port, &s) < 0)
+				    h->host, sizeof(h->host), &h->port, &s) < 0 ||
+		    !is_numeric(h->host))
 			return -EINVAL;
 		ep->nsentinels++;
 		if (*s != ',')
@@ -170,7 +184,7 @@ redis_endpoint_parse(const char *store, struct redis_endpoint *ep, char *err, si
 	if (rc < 0) {
 		memset(ep, 0, sizeof(*ep));
 		snprintf(err, errsz, "store = %s: expected redis://HOST[:PORT][/DB] or "
-			 "unix:///PATH[?db=N], or sentinel://HOST[:PORT][,HOST"
+			 "unix:///PATH[?db=N], or sentinel://IP[:PORT][,IP"
 			 "[:PORT]...]/MASTER[?db=N] (at most %d sentinels)",
 			 store, REDIS_ENDPOINT_MAX_SENTINELS);
 	}

@@ -37,8 +37,9 @@ struct redis_endpoint {
 
 /*
  * "redis://HOST[:PORT][/DB]" (HOST may be "[v6]"), "unix:///PATH[?db=N]"
- * or "sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[?db=N]" (sentinel
- * port 26379 by default); 0, or -EINVAL with the reason in err.
+ * or "sentinel://IP[:PORT][,IP[:PORT]...]/MASTER[?db=N]" (sentinels by
+ * numeric address, "[v6]" in brackets, port 26379 by default); 0, or
+ * -EINVAL with the reason in err.
  */
 int redis_endpoint_parse(const char *store, struct redis_endpoint *ep,
 			 char *err, size_t errsz);

@@ -224,10 +224,11 @@ test_sentinel_forms(void **state)
 {
 	static const char *const one[] = {"10.0.0.1"};
 	static const unsigned one_p[] = {26379};
-	static const char *const three[] = {"s1.example", "::1", "10.0.0.3"};
+	static const char *const three[] = {"192.0.2.1", "::1", "10.0.0.3"};
 	static const unsigned three_p[] = {26379, 26380, 5000};
-	static const char *const eight[] = {"a", "b", "c", "d", "e", "f", "g",
-					    "h"};
+	static const char *const eight[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3",
+					    "10.0.0.4", "10.0.0.5", "10.0.0.6",
+					    "10.0.0.7", "10.0.0.8"};
 	static const unsigned eight_p[] = {1, 2, 3, 4, 5, 6, 7, 8};
 	char name[REDIS_ENDPOINT_MASTER_MAX + 1];
 	char store[128];
@@ -237,9 +238,10 @@ test_sentinel_forms(void **state)
 			 one_p);
 	expect_sentinels("sentinel://10.0.0.1:26379/my-master.1_x?db=3",
 			 "my-master.1_x", 3, 1, one, one_p);
-	expect_sentinels("sentinel://s1.example,[::1]:26380,10.0.0.3:5000/gh",
+	expect_sentinels("sentinel://192.0.2.1,[::1]:26380,10.0.0.3:5000/gh",
 			 "gh", 0, 3, three, three_p);
-	expect_sentinels("sentinel://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8/m?db=1000000",
+	expect_sentinels("sentinel://10.0.0.1:1,10.0.0.2:2,10.0.0.3:3,10.0.0.4:4,"
+			 "10.0.0.5:5,10.0.0.6:6,10.0.0.7:7,10.0.0.8:8/m?db=1000000",
 			 "m", 1000000, 8, eight, eight_p);
 	/* The longest master name: 64 characters. */
 	memset(name, 'm', REDIS_ENDPOINT_MASTER_MAX);
@@ -274,13 +276,18 @@ test_sentinel_rejected(void **state)
 		"sentinel://10.0.0.1/m?db=1000001",
 		"sentinel://10.0.0.1/m?dbx=1",
 		"sentinel://10.0.0.1/m{x}",
-		"sentinel://a,b,c,d,e,f,g,h,i/m",
+		"sentinel://1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,"
+		"1.1.1.7,1.1.1.8,1.1.1.9/m",
+		"sentinel://sentinel1.example/m",
+		"sentinel://10.0.0.1,localhost:26379/m",
+		"sentinel://10.0.0.256/m",
+		"sentinel://[fe80::1%eth0]/m",
 		"SENTINEL://10.0.0.1/m",
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		expect_rejected(bad[i], "sentinel://HOST[:PORT][,HOST[:PORT]...]"
+		expect_rejected(bad[i], "sentinel://IP[:PORT][,IP[:PORT]...]"
 				"/MASTER[?db=N]", true);
 	expect_rejected("sentinel://pw@10.0.0.1/m",
 			"redis_user and redis_password", false);
