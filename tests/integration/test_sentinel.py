@@ -170,6 +170,9 @@ class Load:
         self.stopping = threading.Event()
         self.replies = []           # (sent, answered, daemon index, reply)
         self.errors = []
+        self.numbers = []           # requests answered, by number
+        self.sent_to = {}           # number: daemon index
+        self.sent_at = {}           # number: when sent
         self.threads = [threading.Thread(target=self.run, args=(t,),
                                          daemon=True) for t in range(threads)]
 
@@ -186,6 +189,8 @@ class Load:
                 r = self.daemons[i].ask(req(recipient="load%d@example.com" % n),
                                         timeout=10)
                 self.replies.append((sent, time.monotonic(), i, r))
+                self.sent_to[n], self.sent_at[n] = i, sent
+                self.numbers.append(n)
             except Exception as e:      # noqa: BLE001 (a crash shows here)
                 self.errors.append("%s: %r" % (i, e))
             n += len(self.threads)
@@ -312,17 +317,31 @@ class Failover(SentinelTestCase):
                         lambda: good(0) and good(1), 10)
         load.stop()
         self.assertEqual(load.errors, [])
-        after = [(a, reply_action(r)) for s, a, i, r in load.replies
-                 if s > killed]
         first_good = min(good(0) + good(1))
-        failed = [a for t, a in after if a != "DEFER_IF_PERMIT"]
+        # Sent after the kill, before the new primary answered anything.
+        during = [(s, a, reply_action(r)) for s, a, i, r in load.replies
+                  if killed < s < first_good]
+        failed = [s for s, a, r in during if r != "DEFER_IF_PERMIT"]
+        replayed = [s for s, a, r in during if r == "DEFER_IF_PERMIT"]
         print("\nsentinel failover: %.2fs from kill -9 of the primary to the "
-              "first good answer from the new primary; %d of %d answers "
-              "meanwhile were the failure action"
-              % (first_good - killed, len(failed), len(after)))
+              "first good answer from the new primary; of the %d requests "
+              "sent meanwhile %d waited and were decided there, %d got the "
+              "failure action" % (first_good - killed, len(during),
+                                  len(replayed), len(failed)))
         # Every reply is a greylisting or the failure action, nothing else.
-        self.assertEqual(set(a for t, a in after) - {"DEFER_IF_PERMIT",
-                                                     "451"}, set())
+        self.assertEqual(set(reply_action(r) for s, a, i, r in load.replies)
+                         - {"DEFER_IF_PERMIT", "451"}, set())
+        # A request that arrived without a primary waited for the new one.
+        self.assertTrue(replayed, during)
+        # Each request was decided exactly once, on the daemon it reached.
+        for k, (d, mark) in enumerate(zip(mx, marks)):
+            seen = re.findall(r"recipient=(load\d+)@", "\n".join(
+                d.decision_lines(mark)))
+            asked = ["load%d" % n for n in load.numbers
+                     if load.sent_to[n] == k and load.sent_at[n] > killed]
+            self.assertTrue(asked)
+            self.assertEqual([x for x in asked if seen.count(x) != 1], [],
+                             "not decided exactly once on mx%d" % (k + 1))
 
         # First seen (and replicated) before the failover: passes on both.
         for d in mx:
