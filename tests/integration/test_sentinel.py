@@ -378,6 +378,34 @@ class Failover(SentinelTestCase):
         self.assertEqual(d.ask(req()), "action=DUNNO\n\n")
         self.assertTrue(d.running())
 
+    def test_planned_failover_demotes_the_primary(self):
+        """SENTINEL FAILOVER: the old primary lives on and becomes a
+        replica; the daemon must follow the sentinels, not stay with it."""
+        primary, replica, sentinels = self.cluster()
+        d = self.sentinel_daemon(sentinels)
+        d.wait_log(r"connected to the primary 127\.0\.0\.1:%d" % primary.port)
+        self.assertEqual(reply_action(d.ask(req())), "DEFER_IF_PERMIT")
+        self.assertEqual(primary.cli("WAIT", 1, 2000), "1")
+        load = Load([d], threads=2)
+        load.start()
+        self.addCleanup(load.stop)
+        mark = d.log_mark()
+        sentinels[0].cli("SENTINEL", "FAILOVER", MASTER)
+        d.wait_log(r"connected to the primary 127\.0\.0\.1:%d" % replica.port,
+                   mark, timeout=FAILOVER_TIMEOUT)
+        time.sleep(0.5)
+        load.stop()
+        self.assertEqual(load.errors, [])
+        actions = [reply_action(r) for s, a, i, r in load.replies]
+        print("\nsentinel: planned failover, %d requests, %d got the failure "
+              "action" % (len(actions), actions.count("451")))
+        self.assertEqual(set(actions) - {"DEFER_IF_PERMIT", "451"}, set())
+        # Decided on the new primary, never on the demoted one.
+        self.assertEqual(d.ask(req()), "action=DUNNO\n\n")
+        self.assertEqual(reply_action(d.ask(req(client="198.51.100.55"))),
+                         "DEFER_IF_PERMIT")
+        self.assertIn("198.51.100", replica.cli("KEYS", "greyhold:*"))
+
 
 class Discovery(SentinelTestCase):
 
