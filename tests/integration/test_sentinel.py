@@ -356,10 +356,32 @@ class Failover(SentinelTestCase):
                       text, re.M)
         self.assertTrue(m and float(m.group(1)) > 0.5, text)
         self.assertIn("greyhold_redis_no_primary_seconds 0.000", text)
+        self.stats_shows(mports[1], replica)
         # No descriptor leaked: the same count once the switch is over.
         for d, before in zip(mx, fds):
             self.wait_until("fd count back to %d" % before,
                             lambda: fd_count(d.pid()) == before, 5)
+
+    def stats_shows(self, mport, primary):
+        """greyholdctl stats prints the daemon's Sentinel metrics.  It
+        reads LMDB for the rest, so it is given one (--db) besides the
+        config that names the daemon's metrics_listen."""
+        if not os.access(ctl_bin(must_exist=False), os.X_OK):
+            return
+        lmdb = self.daemon()
+        lmdb.stop()
+        conf = os.path.join(self.tmpdir(), "greyhold.conf")
+        with open(conf, "w") as f:
+            f.write("metrics_listen = 127.0.0.1:%d\n" % mport)
+        r = subprocess.run([ctl_bin(), "-c", conf, "--db", lmdb.dbdir,
+                            "stats"], capture_output=True,
+                           universal_newlines=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r'greyhold_redis_primary_info\{addr='
+                         r'"127\.0\.0\.1:%d"\} +1\n' % primary.port)
+        self.assertRegex(r.stdout, r"greyhold_redis_failovers_total +1\n")
+        self.assertRegex(r.stdout, r"greyhold_redis_no_primary_seconds_total"
+                         r" +[0-9.]+\n")
 
     def test_hung_primary(self):
         primary, replica, sentinels = self.cluster()
