@@ -72,6 +72,7 @@ struct backend_redis {
 	unsigned sentinel_turn;		/* which sentinel is asked next */
 	unsigned asked;			/* sentinels asked in this round */
 	bool no_such_master;		/* a sentinel did not know the name */
+	bool sentinel_round_failed;	/* redis_conn_failed: log why alone */
 	char ask_why[600];		/* the last sentinel's failure */
 	struct rsent *ask;		/* a question under way */
 	struct rsent *watch;		/* subscribed to +switch-master */

@@ -198,7 +198,8 @@ schedule_retry(struct backend_redis *b)
 void
 redis_conn_failed(struct backend_redis *b, int err, const char *why)
 {
-	char shown[200];
+	const char *errtext = strerror(-err);
+	char shown[200], reason[400];
 
 	b->healthy = false;
 	b->down_err = err;
@@ -215,16 +216,22 @@ redis_conn_failed(struct backend_redis *b, int err, const char *why)
 		return;
 	if (why != NULL && (why[0] == '\0' || strcmp(why, strerror(-err)) == 0))
 		why = NULL;	/* says nothing more */
+	/* The sentinels' answer says it all; an errno would only mislead. */
+	if (b->sentinel_round_failed && why != NULL) {
+		errtext = log_escape(reason, sizeof(reason), why, strlen(why),
+				     350);
+		why = NULL;
+	}
+	b->sentinel_round_failed = false;
 	if (log_ratelimit_allow(&b->conn_log, time(NULL), 1)) {
 		log_msg(LOG_LEVEL_ERR, "redis: no connection to %s (%s%s%s); "
 			"retrying in %" PRIu64 " ms, answering with the failure "
 			"action meanwhile%s (%lu similar suppressed)", b->where,
-			strerror(-err), why != NULL ? ": " : "",
+			errtext, why != NULL ? ": " : "",
 			why != NULL ? log_escape(shown, sizeof(shown), why,
 						 strlen(why), 150) : "",
 			b->backoff_ms, b->nsentinels > 0 ?
-			" (a request first waits up to the request timeout "
-			"for a new primary while the loss is recent)" : "",
+			" (after a short wait for a new primary)" : "",
 			b->conn_log.suppressed);
 		b->conn_log.suppressed = 0;
 	}

@@ -29,6 +29,7 @@ struct rsent {
 	struct redis_events ev;		/* ev.ac: the hiredis context */
 	struct backend_redis *b;	/* NULL once we let go */
 	bool watch;			/* the subscription, not a question */
+	bool subscribed;		/* the sentinel confirmed SUBSCRIBE */
 	unsigned idx;			/* which sentinel */
 	uint64_t started;		/* uv_now() at connect */
 };
@@ -82,9 +83,12 @@ ask_failed(struct rsent *rs, const char *why, bool free_ctx)
 	if (b == NULL)
 		return;
 	if (rs->watch) {
-		log_msg(LOG_LEVEL_WARN, "redis: lost the +switch-master "
-			"subscription on sentinel %s (%s); making it again",
-			sentinel_name(b, rs->idx, name, sizeof(name)), why);
+		/* Not every failed attempt: the questions' errors say enough. */
+		if (rs->subscribed)
+			log_msg(LOG_LEVEL_WARN, "redis: lost the +switch-master "
+				"subscription on sentinel %s (%s); making it "
+				"again", sentinel_name(b, rs->idx, name,
+						       sizeof(name)), why);
 		rsent_drop(rs, free_ctx);
 		b->sentinel_turn++;	/* made again on the next sentinel */
 		return;
@@ -313,6 +317,7 @@ ask_next(struct backend_redis *b)
 	else
 		snprintf(reason, sizeof(reason), "no sentinel named the primary "
 			 "of '%s'; last: %s", b->master, b->ask_why);
+	b->sentinel_round_failed = true;
 	redis_conn_failed(b, b->no_such_master ? -ENOENT : -EHOSTUNREACH,
 			  reason);
 }
@@ -371,8 +376,13 @@ on_message(redisAsyncContext *ac, void *r, void *privdata)
 		return;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-	    reply->element[0]->type != REDIS_REPLY_STRING ||
-	    reply->element[2]->type != REDIS_REPLY_STRING ||
+	    reply->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
+		rs->subscribed = true;
+		return;
+	}
+	if (reply->element[2]->type != REDIS_REPLY_STRING ||
 	    strcmp(reply->element[0]->str, "message") != 0)
 		return;
 	on_switch(rs->b, reply->element[2]->str);
