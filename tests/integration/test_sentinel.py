@@ -8,9 +8,11 @@ load (both daemons follow the promoted replica, the time from the kill to
 the first good answer from the new primary is printed, nothing crashes or
 leaks descriptors, a triplet first seen and replicated before the failover
 passes after it on either MX, the metrics count the failover); SIGSTOP the
-primary (a hung primary); all sentinels down at start (a clear error,
-failure_action meanwhile, recovery when they come up); a wrong master
-name (a clear error); greyholdctl's Redis commands through the sentinels.
+primary (a hung primary); a planned failover (SENTINEL FAILOVER); all
+sentinels down at start (a clear error, failure_action meanwhile,
+recovery when they come up); a wrong master name (a clear error); the
+data nodes' and the sentinels' passwords kept apart; greyholdctl's Redis
+commands and its stats through the sentinels.
 
 Skipped when redis-server, redis-cli or redis-sentinel is missing, unless
 GREYHOLD_REQUIRE_E2E=1 (then that is a failure).  Standard library only.
@@ -60,7 +62,8 @@ def answers(port, line=b"PING\r\n"):
         with socket.create_connection(("127.0.0.1", port), 0.5) as s:
             s.settimeout(0.5)
             s.sendall(line)
-            return s.recv(100).startswith(b"+PONG")
+            # -NOAUTH: up, and wants a password
+            return s.recv(100).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -73,6 +76,7 @@ class Proc:
         self.name = name
         self.argv_fn = argv_fn
         self.port = free_port()
+        self.password = None        # requirepass, for cli()
         self.proc = None
         self.log_path = os.path.join(workdir, name + ".log")
 
@@ -117,24 +121,28 @@ class Proc:
             self.kill()
 
     def cli(self, *args):
+        auth = (["--no-auth-warning", "-a", self.password] if self.password
+                else [])
         out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p",
-                              str(self.port)] + [str(a) for a in args],
+                              str(self.port)] + auth + [str(a) for a in args],
                              check=True, capture_output=True, timeout=10)
         return out.stdout.decode("utf-8", "replace").strip()
 
 
-def redis_argv(replica_of=None):
+def redis_argv(replica_of=None, password=None):
     def argv(p):
         a = [REDIS_SERVER, "--port", str(p.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--daemonize", "no",
              "--dir", p.workdir, "--logfile", ""]
         if replica_of is not None:
             a += ["--replicaof", "127.0.0.1", str(replica_of.port)]
+        if password is not None:
+            a += ["--requirepass", password, "--masterauth", password]
         return a
     return argv
 
 
-def sentinel_argv(primary_port):
+def sentinel_argv(primary_port, data_password=None, password=None):
     def argv(p):
         conf = os.path.join(p.workdir, p.name + ".conf")
         with open(conf, "w") as f:
@@ -146,6 +154,10 @@ def sentinel_argv(primary_port):
                     "sentinel parallel-syncs %s 1\n"
                     % (p.port, p.workdir, MASTER, primary_port, MASTER,
                        MASTER, MASTER))
+            if data_password is not None:
+                f.write("sentinel auth-pass %s %s\n" % (MASTER, data_password))
+            if password is not None:
+                f.write("requirepass %s\n" % password)
         return [REDIS_SENTINEL, conf]
     return argv
 
@@ -223,18 +235,27 @@ class SentinelTestCase(GreyholdTestCase):
             print("\n---- %s log ----\n%s---- end ----"
                   % (p.name, p.log()[-2000:]))
 
-    def cluster(self, start_sentinels=True):
+    def cluster(self, start_sentinels=True, data_password=None,
+                sentinel_password=None):
         """Primary, replica (synced), three sentinels."""
         w = self.tmpdir()
-        primary = self.proc(w, "primary", redis_argv()).start()
-        replica = self.proc(w, "replica", redis_argv(primary)).start()
+        primary = self.proc(w, "primary", redis_argv(None, data_password))
+        primary.password = data_password
+        primary.start()
+        replica = self.proc(w, "replica", redis_argv(primary, data_password))
+        replica.password = data_password
+        replica.start()
         deadline = time.monotonic() + 10
         while "master_link_status:up" not in replica.cli("INFO",
                                                          "replication"):
             self.assertLess(time.monotonic(), deadline, "replica never synced")
             time.sleep(0.05)
         sentinels = [self.proc(w, "sentinel%d" % i,
-                               sentinel_argv(primary.port)) for i in range(3)]
+                               sentinel_argv(primary.port, data_password,
+                                             sentinel_password))
+                     for i in range(3)]
+        for s in sentinels:
+            s.password = sentinel_password
         if start_sentinels:
             self.start_sentinels(sentinels, replica)
         return primary, replica, sentinels
@@ -476,6 +497,25 @@ class Discovery(SentinelTestCase):
                    r"\(check the name in store\)")
         self.assertEqual(d.ask(req()), "action=%s\n\n" % FAILURE)
         self.assertTrue(d.running())
+
+    def test_passwords_kept_apart(self):
+        """redis_password goes to the data nodes, redis_sentinel_password
+        to the sentinels; one in place of the other is refused, clearly."""
+        primary, replica, sentinels = self.cluster(
+            data_password="data-secret", sentinel_password="sentinel-secret")
+        d = self.sentinel_daemon(sentinels, [
+            "-o", "redis_password=data-secret",
+            "-o", "redis_sentinel_password=sentinel-secret"])
+        d.wait_log(r"connected to the primary 127\.0\.0\.1:%d" % primary.port)
+        self.assertEqual(reply_action(d.ask(req())), "DEFER_IF_PERMIT")
+        wrong = self.sentinel_daemon(sentinels, [
+            "-o", "redis_password=data-secret",
+            "-o", "redis_sentinel_password=data-secret"])
+        line = wrong.wait_log(r"no sentinel named the primary of '%s'; last: "
+                              r"127\.0\.0\.1:\d+: AUTH: WRONGPASS" % MASTER)
+        self.assertIn("(redis_sentinel_user, redis_sentinel_password)", line)
+        self.assertNotIn("secret", wrong.run_log())
+        self.assertEqual(wrong.ask(req()), "action=%s\n\n" % FAILURE)
 
 
 class Ctl(SentinelTestCase):
