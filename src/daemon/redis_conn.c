@@ -192,8 +192,9 @@ schedule_retry(struct backend_redis *b)
 }
 
 /*
- * No connection: jobs fail at once from now on (the held ones too), and
- * the next attempt is scheduled.  Logged at most once a second.
+ * No connection: jobs fail at once from now on (the held ones too; with
+ * sentinel:// they are held a while longer, see redis_jobs.h), and the
+ * next attempt is scheduled.  Logged at most once a second.
  */
 void
 redis_conn_failed(struct backend_redis *b, int err, const char *why)
