@@ -17,7 +17,7 @@ cd "$top"
 build_deps="build-essential autoconf automake libtool pkg-config \
 liblmdb-dev libuv1-dev libcmocka-dev libpcre2-dev libhiredis-dev libsodium-dev \
 libc-ares-dev libpsl-dev publicsuffix"
-test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils redis-server postgrey db-util valgrind mandoc \
+test_deps="python3 postfix swaks libio-socket-inet6-perl lmdb-utils redis-server redis-sentinel postgrey db-util valgrind mandoc \
 unbound faketime"
 
 missing=""

@@ -6,7 +6,9 @@
  * so a command line never hangs on a dead Redis.  Changes to the live
  * whitelist are small Lua scripts: the entry and the generation change in
  * one atomic step, so a daemon that sees the new generation also sees the
- * new entry.  Addresses are parsed by redis_endpoint, key names and
+ * new entry.  With sentinel:// the sentinels are asked in turn (each
+ * within the timeout) for the primary, which must say it is one (ROLE).
+ * Addresses are parsed by redis_endpoint, key names and
  * entries encoded and decoded by redis_codec, as in the daemon.
  */
 #include "redis_admin.h"
@@ -146,6 +148,122 @@ authenticate(redis_admin_t *ra, const struct config *cfg, unsigned db)
 	return rc;
 }
 
+/*
+ * sentinel://: ask sentinel h for the primary's address (into ep->host and
+ * ep->port).  0; -ENOENT when it knows no such master; else a negative
+ * errno.  why: what went wrong.
+ */
+static int
+ask_sentinel(const struct redis_endpoint_host *h, const struct config *cfg,
+	     const char *master, struct redis_endpoint *ep, struct timeval tv,
+	     char *why, size_t whysz)
+{
+	redis_admin_t s = {0};
+	const char *argv[3];
+	size_t lens[3];
+	redisReply *r = NULL;
+	int n = 0, rc = 0;
+
+	errno = 0;
+	s.c = redisConnectWithTimeout(h->host, (int)h->port, tv);
+	if (s.c == NULL || s.c->err != 0) {
+		snprintf(why, whysz, "%s", s.c != NULL ? s.c->errstr
+						       : "out of memory");
+		rc = s.c != NULL ? context_errno(s.c, errno) : -ENOMEM;
+		if (s.c != NULL)
+			redisFree(s.c);
+		return rc;
+	}
+	redisSetTimeout(s.c, tv);
+	if (cfg->redis_sentinel_password[0] != '\0') {
+		argv[n++] = "AUTH";
+		if (cfg->redis_sentinel_user[0] != '\0')
+			argv[n++] = cfg->redis_sentinel_user;
+		argv[n++] = cfg->redis_sentinel_password;
+		rc = command_ok(&s, n, argv);
+	}
+	if (rc == 0) {
+		argv[0] = "SENTINEL";
+		argv[1] = "get-master-addr-by-name";
+		argv[2] = master;
+		for (int i = 0; i < 3; i++)
+			lens[i] = strlen(argv[i]);
+		rc = command(&s, 3, argv, lens, &r);
+	}
+	if (rc < 0) {
+		snprintf(why, whysz, "%s", s.error);
+	} else if (r->type == REDIS_REPLY_NIL) {
+		snprintf(why, whysz, "knows no master named '%s'", master);
+		rc = -ENOENT;
+	} else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		   r->element[0]->type != REDIS_REPLY_STRING ||
+		   r->element[1]->type != REDIS_REPLY_STRING ||
+		   strlen(r->element[0]->str) >= sizeof(ep->host) ||
+		   (ep->port = (unsigned)atoi(r->element[1]->str)) == 0) {
+		snprintf(why, whysz, "unexpected reply to SENTINEL "
+			 "get-master-addr-by-name");
+		rc = -EPROTO;
+	} else {
+		snprintf(ep->host, sizeof(ep->host), "%s", r->element[0]->str);
+	}
+	freeReplyObject(r);
+	redisFree(s.c);
+	return rc;
+}
+
+/* sentinel://: the sentinels in turn, until one names the primary. */
+static int
+find_primary(struct redis_endpoint *ep, const struct config *cfg,
+	     struct timeval tv, char *err, size_t errsz)
+{
+	char why[300] = "", name[300];
+	bool unknown = false;
+
+	for (unsigned i = 0; i < ep->nsentinels; i++) {
+		const struct redis_endpoint_host *h = &ep->sentinels[i];
+		int rc = ask_sentinel(h, cfg, ep->master, ep, tv, why,
+				      sizeof(why));
+
+		if (rc == 0)
+			return 0;
+		unknown = unknown || rc == -ENOENT;
+		snprintf(name, sizeof(name), strchr(h->host, ':') != NULL ?
+			 "[%s]:%u" : "%s:%u", h->host, h->port);
+		snprintf(err, errsz, "%s: %s", name, why);
+	}
+	if (unknown) {
+		snprintf(err, errsz, "%s: no sentinel knows a master named "
+			 "'%s' (check the name in store)", cfg->store, ep->master);
+		return -ENOENT;
+	}
+	snprintf(why, sizeof(why), "%s", err);
+	snprintf(err, errsz, "%s: no sentinel named the primary of '%s'; "
+		 "last: %s", cfg->store, ep->master, why);
+	return -EHOSTUNREACH;
+}
+
+/* sentinel://: the server named must still be the primary. */
+static int
+check_role(redis_admin_t *ra)
+{
+	const char *argv[1] = {"ROLE"};
+	size_t lens[1] = {4};
+	redisReply *r;
+	int rc = command(ra, 1, argv, lens, &r);
+
+	if (rc < 0)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(r->element[0]->str, "master") != 0) {
+		snprintf(ra->error, sizeof(ra->error), "ROLE: not the primary "
+			 "(a failover under way? try again)");
+		rc = -EROFS;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
 int
 redis_admin_open(redis_admin_t **out, const struct config *cfg, char *err,
 		 size_t errsz)
@@ -158,6 +276,8 @@ redis_admin_open(redis_admin_t **out, const struct config *cfg, char *err,
 
 	*out = NULL;
 	rc = redis_endpoint_parse(cfg->store, &ep, err, errsz);
+	if (rc == 0 && ep.nsentinels > 0)
+		rc = find_primary(&ep, cfg, tv, err, errsz);
 	if (rc < 0)
 		return rc;
 	ra = calloc(1, sizeof(*ra));
@@ -175,13 +295,17 @@ redis_admin_open(redis_admin_t **out, const struct config *cfg, char *err,
 	if (ra->c == NULL || ra->c->err != 0) {
 		rc = ra->c != NULL ? context_errno(ra->c, saved_errno)
 				   : -ENOMEM;
-		snprintf(err, errsz, "cannot connect to %s: %s", cfg->store,
+		snprintf(err, errsz, "cannot connect to %s%s%s: %s", cfg->store,
+			 ep.nsentinels > 0 ? ", primary " : "",
+			 ep.nsentinels > 0 ? ep.host : "",
 			 ra->c != NULL ? ra->c->errstr : "out of memory");
 		redis_admin_close(ra);
 		return rc;
 	}
 	redisSetTimeout(ra->c, tv);
 	rc = authenticate(ra, cfg, ep.db);
+	if (rc == 0 && ep.nsentinels > 0)
+		rc = check_role(ra);
 	if (rc < 0) {
 		snprintf(err, errsz, "%s: %s", cfg->store, ra->error);
 		redis_admin_close(ra);

@@ -1,9 +1,11 @@
 /*
  * redis_admin - greyholdctl's blocking access to a Redis store.
  *
- * For a config whose store is redis://HOST[:PORT][/DB] or
- * unix:///PATH[?db=N]: connect (AUTH with redis_user and redis_password
- * when a password is set, then SELECT DB) and manage the live whitelist
+ * For a config whose store is redis://HOST[:PORT][/DB],
+ * unix:///PATH[?db=N] or sentinel://HOSTS/MASTER[?db=N] (the sentinels
+ * asked for the primary, with redis_sentinel_user/_password): connect
+ * (AUTH with redis_user and redis_password when a password is set, then
+ * SELECT DB) and manage the live whitelist
  * that every greyhold daemon on that Redis reads.  The keys, each after
  * redis_prefix (default "greyhold:"):
  *

@@ -27,6 +27,7 @@
 #include "redis_conn.h"
 #include "redis_endpoint.h"
 #include "redis_jobs.h"
+#include "redis_sentinel.h"
 #include "redis_wl.h"
 
 #define WL_POLL_MS 1000
@@ -46,7 +47,23 @@ redis_set_params(struct backend *base, const struct engine_params *p)
 static void
 redis_get_stats(struct backend *base, struct store_stats *out)
 {
-	*out = ((struct backend_redis *)base)->stats;
+	struct backend_redis *b = (struct backend_redis *)base;
+	uint64_t now = uv_now(b->loop);
+
+	*out = b->stats;
+	if (b->nsentinels == 0)
+		return;
+	out->sentinel = true;
+	out->failovers = b->failovers;
+	out->no_primary_msec = b->down_ms;
+	if (b->down_since != 0) {
+		out->no_primary_msec += now - b->down_since;
+		out->no_primary_now_msec = now - b->down_since;
+	}
+	if (b->healthy && b->host != NULL)
+		snprintf(out->primary, sizeof(out->primary),
+			 strchr(b->host, ':') != NULL ? "[%s]:%u" : "%s:%u",
+			 b->host, b->port);
 }
 
 static void
@@ -58,6 +75,10 @@ backend_free(struct backend_redis *b)
 	free(b->password);
 	free(b->prefix);
 	free(b->where);
+	free(b->sentinels);
+	free(b->master);
+	free(b->sentinel_user);
+	free(b->sentinel_password);
 	free(b);
 }
 
@@ -129,8 +150,24 @@ init_where(struct backend_redis *b, const struct config *cfg,
 	b->password = strdup(cfg->redis_password);
 	b->prefix = strdup(cfg->redis_prefix);
 	b->where = strdup(cfg->store);
-	if ((b->host == NULL && b->path == NULL) || b->user == NULL ||
-	    b->password == NULL || b->prefix == NULL || b->where == NULL) {
+	b->nsentinels = ep->nsentinels;
+	if (ep->nsentinels > 0) {
+		b->sentinels = calloc(ep->nsentinels, sizeof(*b->sentinels));
+		if (b->sentinels != NULL)
+			memcpy(b->sentinels, ep->sentinels,
+			       ep->nsentinels * sizeof(*b->sentinels));
+		b->master = strdup(ep->master);
+		b->sentinel_user = strdup(cfg->redis_sentinel_user);
+		b->sentinel_password = strdup(cfg->redis_sentinel_password);
+		if (b->sentinels == NULL || b->master == NULL ||
+		    b->sentinel_user == NULL || b->sentinel_password == NULL) {
+			snprintf(err, errsz, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	if ((b->host == NULL && b->path == NULL && b->nsentinels == 0) ||
+	    b->user == NULL || b->password == NULL || b->prefix == NULL ||
+	    b->where == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return -ENOMEM;
 	}
@@ -175,6 +212,9 @@ backend_redis_open(struct backend **out, uv_loop_t *loop,
 	/* Jobs wait for the first attempt (a name lookup may come first). */
 	b->starting = true;
 	b->backoff_ms = REDIS_BACKOFF_MIN_MS;
+	/* sentinel://: time without a primary counts from the start. */
+	if (b->nsentinels > 0)
+		b->down_since = uv_now(loop) != 0 ? uv_now(loop) : 1;
 	timer_init(b, &b->retry_timer);
 	timer_init(b, &b->check_timer);
 	timer_init(b, &b->wl_timer);

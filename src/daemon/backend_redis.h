@@ -8,6 +8,8 @@
  *   redis_events.c   hiredis's event hooks on a uv_poll handle
  *   redis_jobs.c     decisions: submit, hold, EVALSHA, verdicts back
  *   redis_wl.c       the live whitelist, polled once a second
+ *   redis_sentinel.c sentinel://: asking the sentinels for the primary,
+ *                    following +switch-master
  *   redis_script.c   greylist.lua as a C string (generated at build time)
  * Keys and values: redis_codec.h (the library).
  *
@@ -28,16 +30,29 @@
 #define REDIS_CHECK_MS 250	/* how often the timeout is checked */
 #define REDIS_BACKOFF_MIN_MS 100	/* first wait before reconnecting */
 #define REDIS_BACKOFF_MAX_MS 5000
+/*
+ * sentinel://: while the primary has been gone less than this, jobs are
+ * held for the next one (each at most REDIS_TIMEOUT_MS) rather than failed
+ * at once; a failover takes Sentinel's down-after-milliseconds plus an
+ * election, a few seconds when tuned.
+ */
+#define REDIS_SWITCH_HOLD_MS 10000
 
 struct rconn;
 struct rreq;
+struct rsent;
+struct redis_endpoint_host;
 
 struct backend_redis {
 	struct backend base;
 	uv_loop_t *loop;
 	struct engine_params params;
 
-	/* Where: host and port, or a unix socket path. */
+	/*
+	 * Where: host and port, or a unix socket path.  With sentinel:// the
+	 * host and port are the primary the sentinels last named (host NULL
+	 * before the first answer).
+	 */
 	char *host;
 	unsigned port;
 	char *path;
@@ -46,6 +61,25 @@ struct backend_redis {
 	char *password;
 	char *prefix;
 	char *where;			/* cfg->store, for the log */
+
+	/* sentinel:// (nsentinels > 0): where the primary is learnt. */
+	unsigned nsentinels;
+	struct redis_endpoint_host *sentinels;
+	char *master;
+	char *sentinel_user;
+	char *sentinel_password;
+	bool primary_known;		/* host and port are worth a try */
+	unsigned sentinel_turn;		/* which sentinel is asked next */
+	unsigned asked;			/* sentinels asked in this round */
+	bool no_such_master;		/* a sentinel did not know the name */
+	bool sentinel_round_failed;	/* redis_conn_failed: log why alone */
+	char ask_why[600];		/* the last sentinel's failure */
+	struct rsent *ask;		/* a question under way */
+	struct rsent *watch;		/* subscribed to +switch-master */
+	uint64_t watch_tried;		/* uv_now() of its last attempt */
+	uint64_t failovers;		/* times the primary moved */
+	uint64_t down_since;		/* uv_now() the primary went; 0: here */
+	uint64_t down_ms;		/* time without one, before down_since */
 
 	struct rconn *conn;		/* current connection, or NULL */
 	/*

@@ -17,6 +17,7 @@
 #include "redis_codec.h"
 #include "redis_jobs.h"
 #include "redis_script.h"
+#include "redis_sentinel.h"
 #include "redis_wl.h"
 
 /* A connection that worked this long starts the backoff over. */
@@ -140,6 +141,7 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 			redis_jobs_on_reply(b, rc, q, reply);
 			break;
 		case RQ_SETUP:
+		case RQ_ROLE:
 		case RQ_LOAD:
 			on_setup_reply(b, rc, q, reply);
 			break;
@@ -159,6 +161,7 @@ redis_conn_check(struct backend_redis *b)
 	struct rconn *rc = b->conn;
 
 	redis_jobs_check_held(b);
+	redis_sentinel_check(b);
 	if (rc == NULL || rc->head == NULL ||
 	    uv_now(b->loop) - rc->head->sent < REDIS_TIMEOUT_MS)
 		return;
@@ -189,32 +192,48 @@ schedule_retry(struct backend_redis *b)
 }
 
 /*
- * No connection: jobs fail at once from now on (the held ones too), and
- * the next attempt is scheduled.  Logged at most once a second.
+ * No connection: jobs fail at once from now on (the held ones too; with
+ * sentinel:// they are held a while longer, see redis_jobs.h), and the
+ * next attempt is scheduled.  Logged at most once a second.
  */
-static void
-conn_failed(struct backend_redis *b, int err, const char *why)
+void
+redis_conn_failed(struct backend_redis *b, int err, const char *why)
 {
-	char shown[200];
+	const char *errtext = strerror(-err);
+	char shown[200], reason[400];
 
 	b->healthy = false;
 	b->down_err = err;
+	if (b->down_since == 0)
+		b->down_since = uv_now(b->loop);
+	b->primary_known = false;	/* sentinel://: ask again */
 	if (b->starting) {
 		b->starting = false;
-		redis_jobs_fail_held(b, err);
+		/* sentinel://: held jobs wait for the switch (check_held). */
+		if (b->nsentinels == 0)
+			redis_jobs_fail_held(b, err);
 	}
 	if (b->closing)
 		return;
 	if (why != NULL && (why[0] == '\0' || strcmp(why, strerror(-err)) == 0))
 		why = NULL;	/* says nothing more */
+	/* The sentinels' answer says it all; an errno would only mislead. */
+	if (b->sentinel_round_failed && why != NULL) {
+		errtext = log_escape(reason, sizeof(reason), why, strlen(why),
+				     350);
+		why = NULL;
+	}
+	b->sentinel_round_failed = false;
 	if (log_ratelimit_allow(&b->conn_log, time(NULL), 1)) {
 		log_msg(LOG_LEVEL_ERR, "redis: no connection to %s (%s%s%s); "
 			"retrying in %" PRIu64 " ms, answering with the failure "
-			"action meanwhile (%lu similar suppressed)", b->where,
-			strerror(-err), why != NULL ? ": " : "",
+			"action meanwhile%s (%lu similar suppressed)", b->where,
+			errtext, why != NULL ? ": " : "",
 			why != NULL ? log_escape(shown, sizeof(shown), why,
 						 strlen(why), 150) : "",
-			b->backoff_ms, b->conn_log.suppressed);
+			b->backoff_ms, b->nsentinels > 0 ?
+			" (after a short wait for a new primary)" : "",
+			b->conn_log.suppressed);
 		b->conn_log.suppressed = 0;
 	}
 	schedule_retry(b);
@@ -238,7 +257,7 @@ conn_lost(struct backend_redis *b, struct rconn *rc, int err, const char *why)
 	else if (uv_now(b->loop) - b->healthy_since >= STABLE_MS)
 		b->backoff_ms = REDIS_BACKOFF_MIN_MS;
 	b->healthy_since = 0;
-	conn_failed(b, err, why);
+	redis_conn_failed(b, err, why);
 }
 
 /* An attempt that never got a connection. */
@@ -246,7 +265,7 @@ static void
 attempt_failed(struct backend_redis *b, int err, const char *why)
 {
 	b->addr_turn++;
-	conn_failed(b, err, why);
+	redis_conn_failed(b, err, why);
 }
 
 void
@@ -343,7 +362,8 @@ connect_to(struct backend_redis *b, const char *ip)
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	b->conn = rc;
 	send_setup(b, rc);
-	if (b->conn == rc)
+	/* sentinel://: after the ROLE check, when set-up is over. */
+	if (b->conn == rc && b->nsentinels == 0)
 		redis_jobs_send_held(b, rc);
 }
 
@@ -390,7 +410,7 @@ on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		pick_address(b, res, ip, sizeof(ip));
 	uv_freeaddrinfo(res);
 	if (status < 0) {
-		conn_failed(b, -EHOSTUNREACH, uv_strerror(status));
+		redis_conn_failed(b, -EHOSTUNREACH, uv_strerror(status));
 		return;
 	}
 	connect_to(b, ip);
@@ -411,8 +431,12 @@ redis_conn_start(struct backend_redis *b)
 	struct addrinfo hints;
 	int rc;
 
-	if (b->closing || b->conn != NULL || b->resolving)
+	if (b->closing || b->conn != NULL || b->resolving || b->ask != NULL)
 		return;
+	if (b->nsentinels > 0 && !b->primary_known) {
+		redis_sentinel_ask(b);
+		return;
+	}
 	if (b->path != NULL || is_numeric_host(b->host)) {
 		connect_to(b, b->host);
 		return;
@@ -424,7 +448,7 @@ redis_conn_start(struct backend_redis *b)
 	rc = uv_getaddrinfo(b->loop, &b->gai, on_resolved, b->host, NULL,
 			    &hints);
 	if (rc < 0) {
-		conn_failed(b, -EHOSTUNREACH, uv_strerror(rc));
+		redis_conn_failed(b, -EHOSTUNREACH, uv_strerror(rc));
 		return;
 	}
 	b->resolving = true;
@@ -468,6 +492,11 @@ send_setup(struct backend_redis *b, struct rconn *rc)
 		lens[1] = strlen(db);
 		err = send_setup_cmd(b, rc, RQ_SETUP, 2, argv, lens);
 	}
+	if (err == 0 && b->nsentinels > 0) {
+		argv[0] = "ROLE";
+		lens[0] = 4;
+		err = send_setup_cmd(b, rc, RQ_ROLE, 1, argv, lens);
+	}
 	if (err == 0) {
 		argv[0] = "SCRIPT";
 		lens[0] = 6;
@@ -490,6 +519,14 @@ on_setup_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 				 reply->str);
 		return;
 	}
+	if (q->kind == RQ_ROLE) {
+		if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+		    reply->element[0]->type != REDIS_REPLY_STRING ||
+		    strcmp(reply->element[0]->str, "master") != 0)
+			redis_conn_abort(b, rc, -EROFS, "ROLE: not the primary "
+					 "(the sentinels will be asked again)");
+		return;
+	}
 	if (q->kind != RQ_LOAD)
 		return;
 	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
@@ -505,7 +542,15 @@ on_setup_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 	b->healthy = true;
 	b->down_err = 0;
 	b->healthy_since = uv_now(b->loop);
-	log_msg(LOG_LEVEL_INFO, "redis: connected to %s", b->where);
+	if (b->down_since != 0)
+		b->down_ms += b->healthy_since - b->down_since;
+	b->down_since = 0;
+	if (b->nsentinels > 0)
+		log_msg(LOG_LEVEL_INFO, "redis: connected to the primary %s:%u "
+			"of '%s'", b->host, b->port, b->master);
+	else
+		log_msg(LOG_LEVEL_INFO, "redis: connected to %s", b->where);
+	redis_jobs_send_held(b, rc);
 	redis_wl_poll(b);
 }
 
@@ -523,4 +568,5 @@ redis_conn_close(struct backend_redis *b)
 	}
 	if (b->resolving)
 		uv_cancel((uv_req_t *)&b->gai);
+	redis_sentinel_close(b);
 }

@@ -1,6 +1,9 @@
 /*
  * redis_conn - the Redis backend's connection: name lookup, connect,
  * set-up, reconnect with backoff, and the commands in flight.
+ * With sentinel:// the address comes from redis_sentinel, a ROLE check
+ * joins the set-up (a replica is not used: the sentinels are asked
+ * again), and held jobs wait for the set-up to finish.
  *
  * One hiredis async connection at a time (struct rconn); commands are
  * pipelined on it and their replies come back in order.  Set-up is AUTH
@@ -34,6 +37,7 @@
 enum rreq_kind {
 	RQ_JOB,		/* a decision */
 	RQ_SETUP,	/* AUTH or SELECT */
+	RQ_ROLE,	/* ROLE: sentinel:// checks it is the primary */
 	RQ_LOAD,	/* SCRIPT LOAD: the last set-up command */
 	RQ_WL_GEN,	/* GET wl_generation */
 	RQ_WL_ALL,	/* HGETALL whitelist */
@@ -57,8 +61,18 @@ struct rconn {
 	int err;			/* why it failed, once it has */
 };
 
-/* Start a connection attempt unless one is under way. */
+/*
+ * Start a connection attempt unless one is under way (with sentinel://,
+ * first ask the sentinels where the primary is, unless known).
+ */
 void redis_conn_start(struct backend_redis *b);
+
+/*
+ * An attempt failed (err, why for the log): jobs fail at once (or, with
+ * sentinel://, are held while the switch is young), and the next attempt
+ * is scheduled after the backoff.
+ */
+void redis_conn_failed(struct backend_redis *b, int err, const char *why);
 
 /*
  * Send one command on rc; its reply (or its loss) goes to the module of

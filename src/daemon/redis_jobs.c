@@ -134,9 +134,12 @@ send_job(struct backend_redis *b, struct rconn *rc, struct store_job *job,
 			       lens);
 }
 
-/* Jobs wait for the first connection in a list of rreqs without one. */
+/*
+ * Jobs wait for a connection in a list of rreqs without one; since: when
+ * the job's wait began (a job taken back after READONLY keeps its own).
+ */
 static int
-hold(struct backend_redis *b, struct store_job *job)
+hold(struct backend_redis *b, struct store_job *job, uint64_t since)
 {
 	struct rreq *q = calloc(1, sizeof(*q));
 
@@ -144,7 +147,7 @@ hold(struct backend_redis *b, struct store_job *job)
 		return -ENOMEM;
 	q->kind = RQ_JOB;
 	q->job = job;
-	q->sent = uv_now(b->loop);
+	q->sent = since;
 	if (b->held_tail != NULL)
 		b->held_tail->next = q;
 	else
@@ -153,16 +156,31 @@ hold(struct backend_redis *b, struct store_job *job)
 	return 0;
 }
 
+/*
+ * Hold jobs rather than fail them: before the first attempt is over, and
+ * with sentinel:// while the primary is freshly gone (a failover).
+ */
+static bool
+holding(const struct backend_redis *b)
+{
+	if (b->starting)
+		return true;
+	return b->nsentinels > 0 && b->down_since != 0 &&
+	       uv_now(b->loop) - b->down_since < REDIS_SWITCH_HOLD_MS;
+}
+
 void
 redis_jobs_submit(struct backend_redis *b, struct store_job *job)
 {
 	int err = b->down_err != 0 ? b->down_err : -ENOTCONN;
 
-	if (b->conn != NULL && (b->healthy || b->starting))
+	/* sentinel://: not before ROLE has said it is the primary. */
+	if (b->conn != NULL &&
+	    (b->healthy || (b->starting && b->nsentinels == 0)))
 		err = send_job(b, b->conn, job, b->sha[0] != '\0',
 			       uv_now(b->loop));
-	else if (b->starting)
-		err = hold(b, job);
+	else if (holding(b))
+		err = hold(b, job, uv_now(b->loop));
 	if (err < 0)
 		job_fail_later(b, job, err);
 }
@@ -273,6 +291,13 @@ redis_jobs_on_reply(struct backend_redis *b, struct rconn *rc, struct rreq *q,
 		 */
 		if (err == -EROFS)
 			redis_conn_abort(b, rc, err, reply->str);
+		/*
+		 * A replica refused it, so it was not done: with sentinel://
+		 * it waits for the new primary, within its own timeout.
+		 */
+		if (err == -EROFS && b->nsentinels > 0 && holding(b) &&
+		    hold(b, job, q->sent) == 0)
+			return;
 		job_finish(b, job, err, reply->str);
 		return;
 	}

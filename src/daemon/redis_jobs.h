@@ -9,7 +9,12 @@
  * its set-up commands answered) a job waits for it, held at most
  * REDIS_TIMEOUT_MS; after that, while Redis is unreachable, every job
  * fails at once (err < 0; the server answers failure_action), one log line
- * a second at most.
+ * a second at most.  With sentinel:// jobs are also held while the primary
+ * has been gone less than REDIS_SWITCH_HOLD_MS, and sent once the next
+ * one is set up: a job that was never sent (or that a demoted primary
+ * refused with READONLY) is replayed there; one whose fate is unknown (in
+ * flight when the connection died) fails; either way each job is answered
+ * once, a held one within about REDIS_TIMEOUT_MS of its submission.
  *
  * Ownership: a submitted job is the backend's until ev.job_done, which is
  * never called from inside submit.  Loop thread only.

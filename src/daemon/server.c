@@ -101,6 +101,11 @@ warn_restart_only(const struct config *old, const struct config *next)
 	note_change(names, sz, strcmp(old->redis_user, next->redis_user) != 0 ||
 		    strcmp(old->redis_password, next->redis_password) != 0,
 		    "redis_user/redis_password");
+	note_change(names, sz, strcmp(old->redis_sentinel_user,
+				      next->redis_sentinel_user) != 0 ||
+		    strcmp(old->redis_sentinel_password,
+			   next->redis_sentinel_password) != 0,
+		    "redis_sentinel_user/redis_sentinel_password");
 	note_change(names, sz, strcmp(old->redis_prefix, next->redis_prefix) != 0,
 		    "redis_prefix");
 	note_change(names, sz, old->privacy != next->privacy ||

@@ -88,6 +88,9 @@ static const struct key keys[] = {
 	{"privacy_key_file", KT_STRING, OFF(privacy_key_file), "", 0, 0},
 	{"redis_user", KT_STRING, OFF(redis_user), "", 0, 0},
 	{"redis_password", KT_STRING, OFF(redis_password), "", 0, 0},
+	{"redis_sentinel_user", KT_STRING, OFF(redis_sentinel_user), "", 0, 0},
+	{"redis_sentinel_password", KT_STRING, OFF(redis_sentinel_password), "",
+	 0, 0},
 	{"redis_prefix", KT_STRING, OFF(redis_prefix), "greyhold:", 0, 0},
 	{"verbose", KT_BOOL, OFF(verbose), "no", 0, 1},
 	{"resolver", KT_LIST, OFF(resolver), "", 0, 0},
@@ -770,6 +773,12 @@ validate(struct config *cfg, const struct origins *o, char *err, size_t errsz)
 		return error_at(err, errsz, -EINVAL, origin_of(o, "redis_user"),
 				"redis_user is set but redis_password is not: Redis "
 				"authenticates a user with a password");
+	if (cfg->redis_sentinel_user[0] != '\0' &&
+	    cfg->redis_sentinel_password[0] == '\0')
+		return error_at(err, errsz, -EINVAL,
+				origin_of(o, "redis_sentinel_user"),
+				"redis_sentinel_user is set but redis_sentinel_password "
+				"is not: a sentinel authenticates a user with a password");
 #ifndef HAVE_HIREDIS
 	if (strcmp(cfg->store, "lmdb") != 0)
 		return error_at(err, errsz, -EINVAL, origin_of(o, "store"),

@@ -68,6 +68,9 @@ struct config {
 	char *store;		/* "lmdb", "redis://host:port/db", "unix:///path" */
 	char *redis_user;
 	char *redis_password;
+	/* For the sentinels of a sentinel:// store, apart from the data nodes'. */
+	char *redis_sentinel_user;
+	char *redis_sentinel_password;
 	char *redis_prefix;	/* namespace for every Redis key */
 	bool privacy;		/* store keyed hashes, not addresses */
 	char *privacy_key_file;	/* "" = DBDIR/privacy.key */

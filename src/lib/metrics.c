@@ -129,6 +129,29 @@ gauge(struct out *o, const char *name, const char *help, uint64_t v)
 	     name, name, v);
 }
 
+/* sentinel://: the primary, failovers, time without a primary. */
+static void
+format_sentinel(struct out *o, const struct store_stats *ss)
+{
+	emit(o, "# HELP greyhold_redis_primary_info The Redis primary in use "
+	     "(sentinel://); none while there is none.\n# TYPE "
+	     "greyhold_redis_primary_info gauge\n"
+	     "greyhold_redis_primary_info{addr=\"%s\"} %d\n",
+	     ss->primary[0] != '\0' ? ss->primary : "none",
+	     ss->primary[0] != '\0');
+	counter(o, "greyhold_redis_failovers_total",
+		"Times the sentinels moved the Redis primary.", ss->failovers);
+	emit(o, "# HELP greyhold_redis_no_primary_seconds_total Time without a "
+	     "Redis primary.\n# TYPE greyhold_redis_no_primary_seconds_total "
+	     "counter\ngreyhold_redis_no_primary_seconds_total %.3f\n",
+	     (double)ss->no_primary_msec / 1e3);
+	emit(o, "# HELP greyhold_redis_no_primary_seconds How long the Redis "
+	     "primary has been gone; 0 while there is one.\n# TYPE "
+	     "greyhold_redis_no_primary_seconds gauge\n"
+	     "greyhold_redis_no_primary_seconds %.3f\n",
+	     (double)ss->no_primary_now_msec / 1e3);
+}
+
 size_t
 metrics_format(char *buf, size_t size, const struct metrics *m,
 	       const struct store_stats *ss)
@@ -200,6 +223,8 @@ metrics_format(char *buf, size_t size, const struct metrics *m,
 		"Records removed by the expiry sweep.", ss->expired);
 	gauge(&o, "greyhold_store_map_size_bytes", "LMDB map size.",
 	      ss->map_size);
+	if (ss->sentinel)
+		format_sentinel(&o, ss);
 	return o.len;
 }
 

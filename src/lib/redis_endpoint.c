@@ -1,13 +1,21 @@
 /*
  * redis_endpoint - the Redis address parser.  See redis_endpoint.h.
  *
+ * A sentinel:// address is parsed as strictly as redis://: each sentinel
+ * is HOST[:PORT] as there, HOST an IPv4 or IPv6 address (hiredis would look
+ * a name up blocking the daemon's loop, and DNS may be what failed), the
+ * master name is letters, digits, '.', '_'
+ * and '-' only (it goes into a command and a channel message we match).
+ *
  * Every rejection is -EINVAL, as the header promises, whatever the part
  * that was wrong.  An address holding credentials is refused without
  * being repeated: the message goes to the log and to `greyhold -n`.
  */
 #include "redis_endpoint.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,12 +38,17 @@ parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
 	return 0;
 }
 
-/* "HOST[:PORT][/DB]" or "[V6][:PORT][/DB]" after "redis://". */
+/*
+ * "HOST[:PORT]" or "[V6][:PORT]" at the start of s, up to a character of
+ * stop; *rest: what follows.
+ */
 static int
-parse_tcp(const char *s, struct redis_endpoint *ep)
+parse_host_port(const char *s, unsigned dflt_port, const char *stop,
+		char *out, size_t outsz, unsigned *port, const char **rest)
 {
 	const char *host = s, *end;
 	size_t hlen;
+	char stops[8];
 
 	if (*s == '[') {
 		host = s + 1;
@@ -45,24 +58,91 @@ parse_tcp(const char *s, struct redis_endpoint *ep)
 		hlen = (size_t)(end - host);
 		s = end + 1;
 	} else {
-		hlen = strcspn(s, ":/");
+		snprintf(stops, sizeof(stops), ":%s", stop);
+		hlen = strcspn(s, stops);
 		s += hlen;
 	}
-	if (hlen == 0 || hlen >= sizeof(ep->host))
+	if (hlen == 0 || hlen >= outsz || memchr(host, ',', hlen) != NULL)
 		return -EINVAL;
-	memcpy(ep->host, host, hlen);
-	ep->host[hlen] = '\0';
-	ep->port = REDIS_ENDPOINT_DEFAULT_PORT;
+	memcpy(out, host, hlen);
+	out[hlen] = '\0';
+	*port = dflt_port;
 	if (*s == ':') {
-		size_t n = strcspn(s + 1, "/");
+		size_t n = strcspn(s + 1, stop);
 
-		if (parse_uint(s + 1, n, 65535, &ep->port) < 0 || ep->port == 0)
+		if (parse_uint(s + 1, n, 65535, port) < 0 || *port == 0)
 			return -EINVAL;
 		s += 1 + n;
 	}
+	*rest = s;
+	return 0;
+}
+
+/* "HOST[:PORT][/DB]" or "[V6][:PORT][/DB]" after "redis://". */
+static int
+parse_tcp(const char *s, struct redis_endpoint *ep)
+{
+	if (parse_host_port(s, REDIS_ENDPOINT_DEFAULT_PORT, "/", ep->host,
+			    sizeof(ep->host), &ep->port, &s) < 0)
+		return -EINVAL;
 	if (*s == '/' && s[1] != '\0')
 		return parse_uint(s + 1, strlen(s + 1), 1000000, &ep->db);
 	return *s == '\0' || strcmp(s, "/") == 0 ? 0 : -EINVAL;
+}
+
+/* A sentinel is an IP address: no name lookup in the middle of a failover. */
+static bool
+is_numeric(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static bool
+master_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+/* "IP[:PORT][,IP[:PORT]...]/MASTER[?db=N]" after "sentinel://". */
+static int
+parse_sentinel(const char *s, struct redis_endpoint *ep)
+{
+	size_t n;
+
+	for (;;) {
+		struct redis_endpoint_host *h;
+
+		if (ep->nsentinels == REDIS_ENDPOINT_MAX_SENTINELS)
+			return -EINVAL;
+		h = &ep->sentinels[ep->nsentinels];
+		if (parse_host_port(s, REDIS_ENDPOINT_SENTINEL_PORT, ",/",
+				    h->host, sizeof(h->host), &h->port, &s) < 0 ||
+		    !is_numeric(h->host))
+			return -EINVAL;
+		ep->nsentinels++;
+		if (*s != ',')
+			break;
+		s++;
+	}
+	if (*s != '/')
+		return -EINVAL;
+	s++;
+	for (n = 0; master_char(s[n]); n++)
+		;
+	if (n == 0 || n > REDIS_ENDPOINT_MASTER_MAX)
+		return -EINVAL;
+	memcpy(ep->master, s, n);
+	ep->master[n] = '\0';
+	s += n;
+	if (*s == '\0')
+		return 0;
+	if (strncmp(s, "?db=", 4) != 0)
+		return -EINVAL;
+	return parse_uint(s + 4, strlen(s + 4), 1000000, &ep->db);
 }
 
 /* "/PATH[?db=N]" after "unix://". */
@@ -97,10 +177,16 @@ redis_endpoint_parse(const char *store, struct redis_endpoint *ep, char *err, si
 		rc = parse_tcp(store + 8, ep);
 	else if (strncmp(store, "unix://", 7) == 0)
 		rc = parse_unix(store + 7, ep);
+	else if (strncmp(store, "sentinel://", 11) == 0)
+		rc = parse_sentinel(store + 11, ep);
 	else
 		rc = -EINVAL;
-	if (rc < 0)
-		snprintf(err, errsz, "store = %s: expected redis://HOST[:PORT][/DB] "
-			 "or unix:///PATH[?db=N]", store);
+	if (rc < 0) {
+		memset(ep, 0, sizeof(*ep));
+		snprintf(err, errsz, "store = %s: expected redis://HOST[:PORT][/DB] or "
+			 "unix:///PATH[?db=N], or sentinel://IP[:PORT][,IP"
+			 "[:PORT]...]/MASTER[?db=N] (at most %d sentinels)",
+			 store, REDIS_ENDPOINT_MAX_SENTINELS);
+	}
 	return rc;
 }

@@ -48,6 +48,12 @@ struct store_stats {
 	uint64_t errors;	/* batches that failed */
 	uint64_t expired;	/* records removed by the sweep */
 	uint64_t map_size;	/* current map size in bytes */
+	/* Redis behind Sentinel (sentinel://) only: */
+	bool sentinel;
+	char primary[300];	/* "HOST:PORT" in use; "" while none */
+	uint64_t failovers;	/* times the primary moved */
+	uint64_t no_primary_msec;	/* total time without one */
+	uint64_t no_primary_now_msec;	/* the current outage; 0: none */
 };
 
 /* Open the environment and start the store thread. */

@@ -312,6 +312,8 @@ test_full_file_sets_every_key(void **state)
 	assert_string_equal(cfg->store, "lmdb");
 	assert_string_equal(cfg->redis_user, "greyhold");
 	assert_string_equal(cfg->redis_password, "s3cret");
+	assert_string_equal(cfg->redis_sentinel_user, "watcher");
+	assert_string_equal(cfg->redis_sentinel_password, "s3ntinel");
 	assert_string_equal(cfg->redis_prefix, "gh:mx:");
 	assert_false(cfg->privacy);
 	assert_string_equal(cfg->privacy_key_file, "/var/lib/greyhold/secret.key");
@@ -559,6 +561,8 @@ static const struct bad_file bad_files[] = {
 	{"metrics-listen-bad.conf", 3, 0, "metrics_listen"},
 	{"redis-prefix-braces.conf", 3, 0, "redis_prefix"},
 	{"redis-user-no-password.conf", 3, 0, "redis_user"},
+	{"redis-sentinel-user-no-password.conf", 3, 0, "redis_sentinel_user"},
+	{"store-sentinel-no-master.conf", 3, 0, "store"},
 	{"store-credentials-in-url.conf", 3, 0, "redis_password"},
 	{"retry-window-le-delay.conf", 3, 2, "retry_window"},
 	{"max-age-lt-retry-window.conf", 3, 2, "max_age"},
@@ -717,6 +721,7 @@ static const char *const non_numeric_keys[] = {
 	"greylist_text", "failure_action", "durability", "whitelist_clients",
 	"whitelist_recipients", "x_greylist_header", "x_greylist_header_text",
 	"hostname", "metrics_listen", "store", "redis_user", "redis_password",
+	"redis_sentinel_user", "redis_sentinel_password",
 	"redis_prefix", "privacy", "privacy_key_file", "verbose", "resolver",
 	"name_identity", "spf_identity", "trust_spf_aligned", "dnswl", "dnsbl",
 	"psl_file",

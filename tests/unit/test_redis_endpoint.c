@@ -199,6 +199,100 @@ test_credentials_refused_unrepeated(void **state)
 	}
 }
 
+static void
+expect_sentinels(const char *store, const char *master, unsigned db,
+		 unsigned n, const char *const *hosts, const unsigned *ports)
+{
+	struct redis_endpoint ep = parse_ok(store);
+
+	if (strcmp(ep.master, master) != 0 || ep.db != db ||
+	    ep.nsentinels != n || ep.host[0] != '\0' || ep.path[0] != '\0')
+		fail_msg("'%s': got master '%s' db %u %u sentinels host '%s' "
+			 "path '%s', expected master '%s' db %u %u sentinels",
+			 store, ep.master, ep.db, ep.nsentinels, ep.host,
+			 ep.path, master, db, n);
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(ep.sentinels[i].host, hosts[i]) != 0 ||
+		    ep.sentinels[i].port != ports[i])
+			fail_msg("'%s': sentinel %u is '%s' port %u, expected "
+				 "'%s' port %u", store, i, ep.sentinels[i].host,
+				 ep.sentinels[i].port, hosts[i], ports[i]);
+}
+
+static void
+test_sentinel_forms(void **state)
+{
+	static const char *const one[] = {"10.0.0.1"};
+	static const unsigned one_p[] = {26379};
+	static const char *const three[] = {"192.0.2.1", "::1", "10.0.0.3"};
+	static const unsigned three_p[] = {26379, 26380, 5000};
+	static const char *const eight[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3",
+					    "10.0.0.4", "10.0.0.5", "10.0.0.6",
+					    "10.0.0.7", "10.0.0.8"};
+	static const unsigned eight_p[] = {1, 2, 3, 4, 5, 6, 7, 8};
+	char name[REDIS_ENDPOINT_MASTER_MAX + 1];
+	char store[128];
+
+	(void)state;
+	expect_sentinels("sentinel://10.0.0.1/mymaster", "mymaster", 0, 1, one,
+			 one_p);
+	expect_sentinels("sentinel://10.0.0.1:26379/my-master.1_x?db=3",
+			 "my-master.1_x", 3, 1, one, one_p);
+	expect_sentinels("sentinel://192.0.2.1,[::1]:26380,10.0.0.3:5000/gh",
+			 "gh", 0, 3, three, three_p);
+	expect_sentinels("sentinel://10.0.0.1:1,10.0.0.2:2,10.0.0.3:3,10.0.0.4:4,"
+			 "10.0.0.5:5,10.0.0.6:6,10.0.0.7:7,10.0.0.8:8/m?db=1000000",
+			 "m", 1000000, 8, eight, eight_p);
+	/* The longest master name: 64 characters. */
+	memset(name, 'm', REDIS_ENDPOINT_MASTER_MAX);
+	name[REDIS_ENDPOINT_MASTER_MAX] = '\0';
+	snprintf(store, sizeof(store), "sentinel://10.0.0.1/%s", name);
+	expect_sentinels(store, name, 0, 1, one, one_p);
+	/* One more is refused. */
+	snprintf(store, sizeof(store), "sentinel://10.0.0.1/%sm", name);
+	expect_rejected(store, "/MASTER[?db=N]", true);
+}
+
+static void
+test_sentinel_rejected(void **state)
+{
+	static const char *const bad[] = {
+		"sentinel://",
+		"sentinel:///mymaster",
+		"sentinel://10.0.0.1",
+		"sentinel://10.0.0.1/",
+		"sentinel://10.0.0.1:/m",
+		"sentinel://10.0.0.1:0/m",
+		"sentinel://10.0.0.1:65536/m",
+		"sentinel://10.0.0.1:26379x/m",
+		"sentinel://10.0.0.1,/m",
+		"sentinel://,10.0.0.1/m",
+		"sentinel://10.0.0.1,,10.0.0.2/m",
+		"sentinel://[::1/m",
+		"sentinel://10.0.0.1/my master",
+		"sentinel://10.0.0.1/m/0",
+		"sentinel://10.0.0.1/m?db=",
+		"sentinel://10.0.0.1/m?db=x",
+		"sentinel://10.0.0.1/m?db=1000001",
+		"sentinel://10.0.0.1/m?dbx=1",
+		"sentinel://10.0.0.1/m{x}",
+		"sentinel://1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,"
+		"1.1.1.7,1.1.1.8,1.1.1.9/m",
+		"sentinel://sentinel1.example/m",
+		"sentinel://10.0.0.1,localhost:26379/m",
+		"sentinel://10.0.0.256/m",
+		"sentinel://[fe80::1%eth0]/m",
+		"SENTINEL://10.0.0.1/m",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_rejected(bad[i], "sentinel://IP[:PORT][,IP[:PORT]...]"
+				"/MASTER[?db=N]", true);
+	expect_rejected("sentinel://pw@10.0.0.1/m",
+			"redis_user and redis_password", false);
+}
+
 /* A small err buffer gets a cut, terminated message, never an overrun. */
 static void
 test_small_error_buffer(void **state)
@@ -223,6 +317,8 @@ main(void)
 		cmocka_unit_test(test_longest_names),
 		cmocka_unit_test(test_rejected_forms),
 		cmocka_unit_test(test_credentials_refused_unrepeated),
+		cmocka_unit_test(test_sentinel_forms),
+		cmocka_unit_test(test_sentinel_rejected),
 		cmocka_unit_test(test_small_error_buffer),
 	};
 
