@@ -95,6 +95,27 @@ sample_human(const char *name, const char *value, bool first)
 	printf("  %-66s %s\n", name, value);
 }
 
+/* ,"daemon":{...}: the daemon's live counters, or why there are none. */
+static void
+print_daemon_json(struct daemon_metrics *m)
+{
+	printf(",\"daemon\":{\"metrics_configured\":%s,\"reachable\":%s",
+	       m->configured ? "true" : "false", m->reachable ? "true" : "false");
+	if (m->configured) {
+		printf(",\"url\":");
+		json_string(stdout, m->url);
+	}
+	if (m->reachable) {
+		printf(",\"metrics\":{");
+		each_sample(m->body, sample_json);
+		printf("}");
+	} else if (m->configured) {
+		printf(",\"error\":");
+		json_string(stdout, m->why);
+	}
+	printf("}");
+}
+
 static void
 print_stats_json(const struct ctl *ctl, const struct db_stats *s,
 		 const struct tally *t, const struct tally *c,
@@ -116,21 +137,8 @@ print_stats_json(const struct ctl *ctl, const struct db_stats *s,
 	printf(",\"file_size\":%" PRIu64 ",\"map_size\":%" PRIu64 ",\"map_used\":%"
 	       PRIu64 ",\"max_size\":%" PRIu64 ",\"readers\":%u",
 	       s->file_size, s->map_size, s->map_used, s->max_size, s->readers);
-	printf(",\"daemon\":{\"metrics_configured\":%s,\"reachable\":%s",
-	       m->configured ? "true" : "false", m->reachable ? "true" : "false");
-	if (m->configured) {
-		printf(",\"url\":");
-		json_string(stdout, m->url);
-	}
-	if (m->reachable) {
-		printf(",\"metrics\":{");
-		each_sample(m->body, sample_json);
-		printf("}");
-	} else if (m->configured) {
-		printf(",\"error\":");
-		json_string(stdout, m->why);
-	}
-	printf("}}\n");
+	print_daemon_json(m);
+	printf("}\n");
 }
 
 static void
@@ -187,6 +195,32 @@ print_stats_human(const struct ctl *ctl, const struct db_stats *s,
 	print_daemon_human(m);
 }
 
+/*
+ * A Redis store: its records are the server's to count (INFO, DBSIZE);
+ * what greyholdctl shows is the daemon's live counters, the current
+ * primary and failovers among them with sentinel://.
+ */
+static int
+stats_redis(struct ctl *ctl)
+{
+	struct daemon_metrics m;
+
+	memset(&m, 0, sizeof(m));
+	fetch_metrics(ctl->cfg, &m);
+	if (ctl->json) {
+		printf("{\"store\":");
+		json_string(stdout, ctl->cfg->store);
+		print_daemon_json(&m);
+		printf("}\n");
+	} else {
+		printf("store:           %s (records are counted by the Redis "
+		       "server: redis-cli INFO keyspace)\n", ctl->cfg->store);
+		print_daemon_human(&m);
+	}
+	free(m.body);
+	return 0;
+}
+
 int
 cmd_stats(struct ctl *ctl, int argc, char **argv)
 {
@@ -199,6 +233,8 @@ cmd_stats(struct ctl *ctl, int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return -1;
+	if (!ctl->dbdir_given && strcmp(ctl->cfg->store, "lmdb") != 0)
+		return stats_redis(ctl);
 	if (open_db(ctl, OPEN_READ) < 0)
 		return EXIT_ERROR;
 	rc = db_stats(ctl->db, &s);

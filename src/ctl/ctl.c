@@ -121,8 +121,8 @@ open_db(struct ctl *ctl, enum open_mode mode)
 	if (!ctl->dbdir_given && strcmp(ctl->cfg->store, "lmdb") != 0) {
 		fprintf(stderr, "greyholdctl: store = %s: this command works on "
 			"an LMDB database only (name one with --db); with a "
-			"Redis store only 'whitelist add', 'whitelist del' and "
-			"'whitelist list' work\n", ctl->cfg->store);
+			"Redis store only 'whitelist add', 'whitelist del', "
+			"'whitelist list' and 'stats' work\n", ctl->cfg->store);
 		return -1;
 	}
 	if (become_db_owner(ctl->dbdir) < 0)

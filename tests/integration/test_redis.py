@@ -973,10 +973,21 @@ class CtlOnRedis(RedisTestCase):
         self.assertEqual(json.loads(self.ctl(conf, "--json", "whitelist",
                                              "list").stdout), [])
 
+    def test_stats_shows_the_store_and_the_daemons_counters(self):
+        redis = self.redis()
+        conf = self.config(redis)
+        r = self.ctl(conf, "stats", expected=0)
+        self.assertIn("store:           %s" % redis.url(), r.stdout)
+        self.assertIn("metrics not enabled", r.stdout)
+        x = json.loads(self.ctl(conf, "--json", "stats", expected=0).stdout)
+        self.assertEqual(x["store"], redis.url())
+        self.assertFalse(x["daemon"]["metrics_configured"])
+        self.assertEqual(redis.cli("DBSIZE"), "0")
+
     def test_other_commands_refuse_a_redis_store(self):
         redis = self.redis()
         conf = self.config(redis)
-        for args in (("list",), ("stats",), ("dump",),
+        for args in (("list",), ("dump",),
                      ("check", "192.0.2.1", "a@example.org",
                       "b@example.com")):
             with self.subTest(args=args):
