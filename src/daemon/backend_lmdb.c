@@ -9,7 +9,15 @@
 #include "backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db_admin.h"
 
 struct backend_lmdb {
 	struct backend base;
@@ -101,6 +109,82 @@ static const struct backend_ops lmdb_ops = {
 	.close = lmdb_close,
 };
 
+/*
+ * LMDB keeps no checksums: in a data.mdb whose pages were overwritten, the
+ * first reads may fault (SIGBUS past the end of the file, SIGSEGV) rather
+ * than fail.  Before any thread starts, a child opens the environment
+ * read-only and reads all of it (db_read_all()); if that fails, its error
+ * is ours, and if the child does not come back at all, the file is
+ * damaged: either way greyhold refuses to start with a message saying
+ * so, instead of dying on the first request or write.  The child's
+ * stderr goes nowhere: a checker's report there is about the damage.
+ * A directory without a data.mdb (a first start) has nothing to probe.
+ */
+static int
+probe_in_child(const struct config *cfg, char *err, size_t errsz)
+{
+	struct db_options o = {cfg->dbdir, cfg->db_max_size, false, true};
+	char path[1024], why[1536];
+	struct stat st;
+	int status, fd, pipefd[2];
+	ssize_t n;
+	pid_t pid;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", cfg->dbdir) >=
+	    sizeof(path) || stat(path, &st) < 0 || st.st_size == 0)
+		return 0;
+	if (pipe(pipefd) < 0)
+		return 0;	/* cannot probe: the real open goes on */
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return 0;
+	}
+	if (pid == 0) {
+		db_t *db;
+		int rc;
+
+		close(pipefd[0]);
+		fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, STDERR_FILENO);
+		rc = db_open(&db, &o, why, sizeof(why));
+		if (rc == 0) {
+			rc = db_read_all(db);
+			if (rc < 0)
+				snprintf(why, sizeof(why), "cannot read %s: %s "
+					 "(a damaged data.mdb: restore it from a "
+					 "backup, or move it away to start with an "
+					 "empty database)", path, strerror(-rc));
+			db_close(db);
+		}
+		if (rc < 0 && write(pipefd[1], why, strlen(why)) < 0)
+			_exit(3);
+		_exit(rc < 0 ? 2 : 0);
+	}
+	close(pipefd[1]);
+	n = read(pipefd[0], why, sizeof(why) - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && why[0] != '\0') {
+		snprintf(err, errsz, "%s", why);
+		return -EBADMSG;
+	}
+	snprintf(err, errsz, "%s is damaged: reading it %s %d instead of "
+		 "failing; restore it from a backup, or move it away to start "
+		 "with an empty database", path,
+		 WIFSIGNALED(status) ? "faulted with signal" : "ended a probe with "
+		 "status", WIFSIGNALED(status) ? WTERMSIG(status)
+					       : WEXITSTATUS(status));
+	return -EBADMSG;
+}
+
 int
 backend_lmdb_open(struct backend **out, uv_loop_t *loop,
 		  const struct config *cfg, const struct engine_params *p,
@@ -120,6 +204,11 @@ backend_lmdb_open(struct backend **out, uv_loop_t *loop,
 	*out = NULL;
 	if (b == NULL)
 		return -ENOMEM;
+	rc = probe_in_child(cfg, err, errsz);
+	if (rc < 0) {
+		free(b);
+		return rc;
+	}
 	b->base.ops = &lmdb_ops;
 	b->base.ev = *ev;
 	uv_async_init(loop, &b->async, on_async);

@@ -324,6 +324,36 @@ stat_env(db_t *db, struct db_stats *out)
 }
 
 int
+db_read_all(db_t *db)
+{
+	/* 0 and 1 are LMDB's own free-page and main databases (mdb_stat -f
+	   opens a cursor on 0 the same way): writers read the first, every
+	   named database hangs off the second. */
+	MDB_dbi dbis[6] = {0, 1, db->meta, db->triplets, db->clients,
+			   db->whitelist};
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = db_txn_begin(db, false, &txn);
+
+	if (rc != 0)
+		return db_errno(rc);
+	for (size_t i = 0; rc == 0 && i < 6; i++) {
+		rc = mdb_cursor_open(txn, dbis[i], &cur);
+		if (rc != 0)
+			break;
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			;
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return db_errno(rc);
+}
+
+int
 db_stats(db_t *db, struct db_stats *out)
 {
 	MDB_txn *txn;

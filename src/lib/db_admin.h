@@ -91,4 +91,15 @@ struct db_stats {
 
 int db_stats(db_t *db, struct db_stats *out);
 
+/*
+ * Read every record of every database, LMDB's free-page and main
+ * databases included, which visits every page a later lookup or write
+ * can reach: 0, or the first error.  On a data.mdb whose pages were
+ * overwritten this may fault instead of failing (LMDB keeps no
+ * checksums), so a caller that must not crash runs it in a child process
+ * (backend_lmdb.c).  It reads the whole file once: about a second per
+ * gigabyte from the page cache.
+ */
+int db_read_all(db_t *db);
+
 #endif
