@@ -97,8 +97,8 @@ int db_stats(db_t *db, struct db_stats *out);
  * can reach: 0, or the first error.  On a data.mdb whose pages were
  * overwritten this may fault instead of failing (LMDB keeps no
  * checksums), so a caller that must not crash runs it in a child process
- * (backend_lmdb.c).  It reads the whole file once: about a second per
- * gigabyte from the page cache.
+ * (backend_lmdb.c).  It reads the whole file once: measured, 1 s for a
+ * million triplets (a 180 MB data.mdb) from the page cache.
  */
 int db_read_all(db_t *db);
 
