@@ -310,6 +310,12 @@ class HostileCase(GreyholdTestCase):
             t.join(60)
         seconds = time.monotonic() - t0
         rss1 = rss_kb(pid)
+        # Decision lines are written once per loop turn, so the last ones
+        # may land just after their replies: wait for each writer's.
+        for i in range(writers):
+            if results.get(i) is not None:
+                d.wait_log(r"reason=early-retry .*client_name=slow%d\.example"
+                           r"\.net," % i, mark)
         log = d.log_since(mark)
         print("\n  %d slow writers, %d bytes each sent one at a time (2 ms "
               "apart) in %.1fs; VmRSS %d -> %d kB"
