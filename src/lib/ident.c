@@ -261,6 +261,10 @@ run_is_packed(const struct runs *r, size_t i, const uint8_t *o)
 	unsigned long v;
 	size_t k;
 
+	/* Every form below is 7 bytes or more when it counts: most runs
+	   are shorter, and need no formatting. */
+	if (r->len[i] < 7)
+		return false;
 	snprintf(fwd, sizeof(fwd), "%u%u%u%u", o[0], o[1], o[2], o[3]);
 	snprintf(rev, sizeof(rev), "%u%u%u%u", o[3], o[2], o[1], o[0]);
 	snprintf(pfwd, sizeof(pfwd), "%03u%03u%03u%03u", o[0], o[1], o[2], o[3]);
