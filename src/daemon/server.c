@@ -244,7 +244,7 @@ server_run(struct server *srv)
 	uv_run(&srv->loop, UV_RUN_DEFAULT);
 
 	log_msg(LOG_LEVEL_INFO, "stopped");
-	log_set_buffered(false);
+	log_writer_stop();
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "answer.h"
 #include "backend.h"
 #include "config.h"
+#include "declog.h"
 #include "dns.h"
 #include "dnslist.h"
 #include "engine.h"
@@ -62,7 +63,7 @@ struct slot {
 	struct conn *conn;
 	struct slot *next;		/* FIFO or free list */
 	bool done;
-	char fields[ANSWER_FIELDS_MAX];
+	struct declog_fields lf;	/* what its log line shows */
 	char rcpt_domain[TRIPLET_MAX_ADDR + 1];
 	char instance[64];		/* Postfix's message instance */
 	char reply[ANSWER_REPLY_MAX];

@@ -52,42 +52,43 @@ count_answer(struct server *srv, struct slot *s, enum metrics_result result)
 
 void
 request_answer_now(struct slot *s, enum metrics_result result,
-		   const char *log_line)
+		   const char *head, const char *extra)
 {
 	s->reply_len = answer_dunno(s->reply, sizeof(s->reply));
 	s->done = true;
 	count_answer(s->conn->srv, s, result);
-	if (log_line != NULL)
-		log_text(LOG_LEVEL_INFO, log_line);
+	if (head != NULL)
+		declog_head(&s->lf, head, extra);
 }
 
-/* Count and log a decided job: one line per decision. */
+/*
+ * Count and log a decided job: one line per decision, queued as a record
+ * for the log writer (declog.h), which formats it off the loop.
+ */
 static void
 log_decision(struct server *srv, struct slot *s)
 {
 	const struct store_job *job = &s->job;
 	enum metrics_result result = metrics_result_for(&job->verdict, job->err);
-	char line[ANSWER_LOG_MAX], fields[ANSWER_FIELDS_MAX + 256];
-	const char *shown = s->fields;
+	char extra[IDENT_MAX_NAME + DNSLIST_ZONE_MAX + 16];
+	const char *shown = NULL;
 
 	/* A pass decided by a name or SPF identity says which one. */
 	if (job->err == 0 && job->verdict.action == ENGINE_PASS &&
 	    job->matched > 0 && job->matched <= job->n_more) {
 		if (result != RESULT_PASS_AWL)
 			result = RESULT_PASS_POOL;
-		snprintf(fields, sizeof(fields), "identity=%s, %s",
-			 s->ident[job->matched - 1], s->fields);
-		shown = fields;
+		snprintf(extra, sizeof(extra), "identity=%s",
+			 s->ident[job->matched - 1]);
+		shown = extra;
 	} else if (job->err == 0 && job->verdict.action == ENGINE_DEFER &&
 		   s->dnsbl[0] != '\0') {
-		snprintf(fields, sizeof(fields), "dnsbl=%s, %s", s->dnsbl,
-			 s->fields);
-		shown = fields;
+		snprintf(extra, sizeof(extra), "dnsbl=%s", s->dnsbl);
+		shown = extra;
 	}
 	count_answer(srv, s, result);
-	answer_log_line(line, sizeof(line), srv->cfg, &job->verdict, job->err,
-			shown);
-	log_text(LOG_LEVEL_INFO, line);
+	declog_verdict(&s->lf, &job->verdict, job->err, srv->cfg->failure_action,
+		       shown);
 }
 
 /* Turn a decided job into the slot's reply. */
@@ -116,8 +117,8 @@ answer_slot(struct server *srv, struct slot *s)
 }
 
 /*
- * The whitelist reason for a request, or NULL if it is not whitelisted;
- * *result says which list matched.
+ * The head of the log line for a whitelisted request, or NULL if it is
+ * not whitelisted; *result says which list matched.
  */
 static const char *
 whitelisted(const struct server *srv, const struct policy_request *r,
@@ -125,9 +126,11 @@ whitelisted(const struct server *srv, const struct policy_request *r,
 {
 	const whitelist_t *lists[2] = {srv->wl, srv->live_wl};
 	static const char *const client_reason[2] = {
-		"client whitelist", "client whitelist (live)"};
+		"action=pass, reason=client whitelist",
+		"action=pass, reason=client whitelist (live)"};
 	static const char *const rcpt_reason[2] = {
-		"recipient whitelist", "recipient whitelist (live)"};
+		"action=pass, reason=recipient whitelist",
+		"action=pass, reason=recipient whitelist (live)"};
 	static const enum metrics_result client_result[2] = {
 		RESULT_PASS_WL_CLIENT, RESULT_PASS_LIVE_CLIENT};
 	static const enum metrics_result rcpt_result[2] = {
@@ -159,9 +162,8 @@ handle_request(struct conn *c, const struct policy_request *r)
 {
 	struct server *srv = c->srv;
 	struct slot *s;
-	const char *reason;
+	const char *head;
 	enum metrics_result result;
-	char line[ANSWER_LOG_MAX];
 
 	if (!policy_str_eq(r->request, "smtpd_access_policy")) {
 		char shown[80], why[120];
@@ -181,23 +183,20 @@ handle_request(struct conn *c, const struct policy_request *r)
 	s->started = uv_hrtime();
 	switch (answer_classify(r, srv->cfg)) {
 	case ANSWER_NOT_RCPT:
-		request_answer_now(s, RESULT_DUNNO_NOT_RCPT, NULL);
+		request_answer_now(s, RESULT_DUNNO_NOT_RCPT, NULL, NULL);
 		return true;
 	case ANSWER_AUTHENTICATED:
-		answer_log_fields(s->fields, sizeof(s->fields), r);
-		snprintf(line, sizeof(line), "action=pass, reason=authenticated, %s",
-			 s->fields);
-		request_answer_now(s, RESULT_DUNNO_AUTHENTICATED, line);
+		declog_fields_set(&s->lf, r);
+		request_answer_now(s, RESULT_DUNNO_AUTHENTICATED,
+				   "action=pass, reason=authenticated", NULL);
 		return true;
 	case ANSWER_GREYLIST:
 		break;
 	}
-	answer_log_fields(s->fields, sizeof(s->fields), r);
-	reason = whitelisted(srv, r, &result);
-	if (reason != NULL) {
-		snprintf(line, sizeof(line), "action=pass, reason=%s, %s", reason,
-			 s->fields);
-		request_answer_now(s, result, line);
+	declog_fields_set(&s->lf, r);
+	head = whitelisted(srv, r, &result);
+	if (head != NULL) {
+		request_answer_now(s, result, head, NULL);
 		return true;
 	}
 	answer_rcpt_domain(s->rcpt_domain, sizeof(s->rcpt_domain), r);

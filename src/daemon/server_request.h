@@ -45,9 +45,12 @@ enum request_try request_try_pass(struct server *srv, struct slot *s);
  */
 void request_decide(struct server *srv, struct slot *s, bool fast);
 
-/* Answer DUNNO now, with a log line (NULL: none) and the result counted. */
+/*
+ * Answer DUNNO now, the result counted, with the log line
+ * "HEAD[, EXTRA], <the slot's fields>" (head NULL: no line).
+ */
 void request_answer_now(struct slot *s, enum metrics_result result,
-			const char *log_line);
+			const char *head, const char *extra);
 
 /* Backend events (arg is the server): a job decided, a new live list. */
 void request_job_done(struct store_job *job, void *arg);

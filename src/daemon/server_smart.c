@@ -135,17 +135,16 @@ answer_trusted(struct server *srv, struct slot *s,
 	       const struct smart_outcome *out,
 	       const struct evidence_report *rep)
 {
-	char line[ANSWER_LOG_MAX + IDENT_MAX_NAME + 256];
+	char words[IDENT_MAX_NAME + DNSLIST_ZONE_MAX + 64];
 
 	if (out->trust == SMART_TRUSTED_SPF) {
-		snprintf(line, sizeof(line), "action=pass, reason=trusted-spf, "
-			 "identity=name:%s, %s", out->name.org, s->fields);
-		request_answer_now(s, RESULT_PASS_TRUSTED_SPF, line);
+		snprintf(words, sizeof(words), "identity=name:%s", out->name.org);
+		request_answer_now(s, RESULT_PASS_TRUSTED_SPF,
+				   "action=pass, reason=trusted-spf", words);
 	} else {
-		snprintf(line, sizeof(line), "action=pass, reason=dnswl (%s), %s",
-			 rep->dnswl_zone != NULL ? rep->dnswl_zone : "?",
-			 s->fields);
-		request_answer_now(s, RESULT_PASS_DNSWL, line);
+		snprintf(words, sizeof(words), "action=pass, reason=dnswl (%s)",
+			 rep->dnswl_zone != NULL ? rep->dnswl_zone : "?");
+		request_answer_now(s, RESULT_PASS_DNSWL, words, NULL);
 	}
 }
 

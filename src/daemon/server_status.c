@@ -25,6 +25,7 @@ render_metrics(void *arg, size_t *len)
 
 	if (srv->be != NULL)
 		srv->be->ops->get_stats(srv->be, &ss);
+	srv->m.log_dropped = log_dropped();
 	need = metrics_format(NULL, 0, &srv->m, &ss) + 1;
 	if (srv->ident != NULL)
 		need += metrics_format_dns(NULL, 0, &srv->m_dns);
@@ -55,8 +56,8 @@ send_status(struct server *srv)
 
 /*
  * End of every loop turn: hand the turn's jobs to the backend at once
- * (one wake-up for the store thread, bigger batches), write the turn's
- * log lines with one write.
+ * (one wake-up for the store thread, bigger batches), and the turn's
+ * log lines to the log writer (one wake-up, one write).
  */
 static void
 on_turn_end(uv_check_t *c)
@@ -101,7 +102,10 @@ status_start(struct server *srv)
 	uv_check_init(&srv->loop, &srv->turn_end);
 	srv->turn_end.data = srv;
 	uv_check_start(&srv->turn_end, on_turn_end);
-	log_set_buffered(true);
+	rc = log_writer_start();
+	if (rc < 0)
+		log_errno(LOG_LEVEL_WARN, rc, "cannot start the log writer thread; "
+			  "the event loop writes its log lines itself");
 	srv->watchdog_usec = notify_watchdog_usec();
 	uv_timer_init(&srv->loop, &srv->tick);
 	srv->tick.data = srv;

@@ -11,8 +11,7 @@
 
 #include "log.h"
 
-/* Longest untrusted value shown in a log line. */
-#define FIELD_MAX 256
+#define FIELD_MAX ANSWER_FIELD_MAX
 
 enum answer_kind
 answer_classify(const struct policy_request *r, const struct config *cfg)
@@ -205,25 +204,46 @@ void
 answer_log_line(char *out, size_t outsz, const struct config *cfg,
 		const struct engine_verdict *v, int err, const char *fields)
 {
+	answer_log_verdict(out, outsz, cfg->failure_action, v, err, fields);
+}
+
+void
+answer_log_verdict(char *out, size_t outsz, const char *failure_action,
+		   const struct engine_verdict *v, int err, const char *fields)
+{
+	size_t n = answer_log_head(out, outsz, failure_action, v, err);
+
+	if (n + 1 < outsz)
+		snprintf(out + n, outsz - n, ", %s", fields);
+}
+
+size_t
+answer_log_head(char *out, size_t outsz, const char *failure_action,
+		const struct engine_verdict *v, int err)
+{
 	const char *reason;
+	int n;
 
 	if (err < 0) {
-		snprintf(out, outsz, "action=error, reason=store failure (%s), "
-			 "answer=%s, %s", strerror(-err), cfg->failure_action,
-			 fields);
-		return;
+		n = snprintf(out, outsz, "action=error, reason=store failure "
+			     "(%s), answer=%s", strerror(-err), failure_action);
+	} else {
+		reason = engine_reason_name(v->reason);
+		if (v->action == ENGINE_DEFER && v->reason == ENGINE_EARLY)
+			n = snprintf(out, outsz, "action=greylist, reason=%s "
+				     "(%" PRId64 "s missing)", reason,
+				     v->seconds_left);
+		else if (v->action == ENGINE_DEFER)
+			n = snprintf(out, outsz, "action=greylist, reason=%s",
+				     reason);
+		else if (v->reason == ENGINE_PASSED)
+			n = snprintf(out, outsz, "action=pass, reason=%s, "
+				     "delay=%" PRId64, reason, v->delay);
+		else
+			n = snprintf(out, outsz, "action=pass, reason=%s",
+				     reason);
 	}
-	reason = engine_reason_name(v->reason);
-	if (v->action == ENGINE_DEFER && v->reason == ENGINE_EARLY)
-		snprintf(out, outsz, "action=greylist, reason=%s (%" PRId64
-			 "s missing), %s", reason, v->seconds_left, fields);
-	else if (v->action == ENGINE_DEFER)
-		snprintf(out, outsz, "action=greylist, reason=%s, %s", reason,
-			 fields);
-	else if (v->reason == ENGINE_PASSED)
-		snprintf(out, outsz, "action=pass, reason=%s, delay=%" PRId64
-			 ", %s", reason, v->delay, fields);
-	else
-		snprintf(out, outsz, "action=pass, reason=%s, %s", reason,
-			 fields);
+	if (n < 0)
+		n = 0;
+	return outsz == 0 ? 0 : (size_t)n < outsz ? (size_t)n : outsz - 1;
 }

@@ -22,6 +22,8 @@
 #define ANSWER_REPLY_MAX 1024
 #define ANSWER_FIELDS_MAX 1400
 #define ANSWER_LOG_MAX 1600
+/* Longest untrusted value shown in a log line (longer ones are cut). */
+#define ANSWER_FIELD_MAX 256
 
 enum answer_kind {
 	ANSWER_GREYLIST,	/* ask the store */
@@ -71,5 +73,15 @@ size_t answer_dunno(char *out, size_t outsz);
 void answer_log_line(char *out, size_t outsz, const struct config *cfg,
 		     const struct engine_verdict *v, int err,
 		     const char *fields);
+/* The same with the configured failure action given on its own. */
+void answer_log_verdict(char *out, size_t outsz, const char *failure_action,
+			const struct engine_verdict *v, int err,
+			const char *fields);
+/*
+ * The line's words before ", FIELDS" ("action=pass, reason=triplet found,
+ * delay=312"); returns their length as written (cut to outsz - 1).
+ */
+size_t answer_log_head(char *out, size_t outsz, const char *failure_action,
+		       const struct engine_verdict *v, int err);
 
 #endif

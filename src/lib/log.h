@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
@@ -16,14 +17,39 @@ enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG 
 /* Choose the sink: syslog under ident (mail facility) or stderr. */
 void log_open(const char *ident, bool use_syslog);
 void log_set_verbose(bool verbose);
+
 /*
- * With buffered on, stderr lines collect in a stdio buffer until
- * log_flush(): the daemon flushes once per event-loop turn, so a burst of
- * decisions costs one write instead of one per line.
+ * The log writer thread: while it runs, every line (from any thread) is
+ * queued and the writer formats and writes it, in queue order, so the
+ * caller never waits for stderr's disk or for syslog.  The thread that
+ * starts it (the event loop) wakes it with log_flush() once per loop turn,
+ * so a burst of decisions costs one wake-up and one write; other threads'
+ * lines wake it at once.  When the writer lags by more than a few MiB of
+ * lines, new ones are dropped and counted (log_dropped()), and the writer
+ * says how many once it has caught up.  log_writer_stop() (or log_close())
+ * writes everything queued and joins the thread; lines after it are
+ * written by their callers again.  Start returns 0 or a negative errno
+ * (then lines keep being written by their callers).
  */
-void log_set_buffered(bool buffered);
+int log_writer_start(void);
+void log_writer_stop(void);
+/* Wake the writer for this turn's lines; without it, flush stderr. */
 void log_flush(void);
+/* Lines dropped because the writer lagged, since the process started. */
+uint64_t log_dropped(void);
 void log_close(void);
+
+/*
+ * A record the writer turns into a line: format() writes the line's text
+ * (NUL-terminated, without level prefix or newline) into out and returns
+ * its length.  It runs on the writer thread, or on the caller's when no
+ * writer runs, so it must use nothing but rec.
+ */
+typedef size_t (*log_format_fn)(char *out, size_t outsz, const void *rec,
+				size_t len);
+/* Queue len bytes of rec (copied) to be formatted by format() later. */
+void log_record(enum log_level level, log_format_fn format, const void *rec,
+		size_t len);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -195,6 +195,9 @@ metrics_format(char *buf, size_t size, const struct metrics *m,
 	counter(&o, "greyhold_stalled_closed_total",
 		"Connections closed because the client took no answer for "
 		"idle_timeout.", m->stalled_closed);
+	counter(&o, "greyhold_log_dropped_total",
+		"Log lines dropped because the log writer fell behind.",
+		m->log_dropped);
 	counter(&o, "greyhold_reloads_total", "Successful reloads.", m->reloads);
 	counter(&o, "greyhold_reload_failures_total",
 		"Reloads refused for a bad config or whitelist.",

@@ -45,6 +45,7 @@ struct metrics {
 	uint64_t protocol_errors;
 	uint64_t idle_closed;
 	uint64_t stalled_closed;	/* client took no answer for idle_timeout */
+	uint64_t log_dropped;		/* lines the log writer dropped (log.h) */
 	uint64_t reloads;
 	uint64_t reload_failures;
 	uint64_t latency_count;

@@ -279,6 +279,40 @@ class Stopping(GreyholdTestCase):
         # And what was answered was stored.
         self.assertEqual(len(d.decision_lines(mark)), 18)
 
+    def test_sigterm_writes_every_decision_line_in_order(self):
+        # Decision lines are written by the log writer thread; a burst
+        # answered just before SIGTERM must still be in the log, each
+        # line once, in the order the store decided them: a connection's
+        # requests in turn.  (Smart greylisting off: with it, a new
+        # triplet is decided when its DNS evidence is in, in any order.)
+        d = self.daemon(["--delay", "2", "-o", "name_identity=no",
+                         "-o", "trust_spf_aligned=no"])
+        clients = [self.connect(d) for _ in range(4)]
+        per_client = 400
+        mark = d.log_mark()
+        for k, c in enumerate(clients):
+            c.send(b"".join(encode_request(req(k * per_client + n, "burst"))
+                            for n in range(per_client)))
+        for k, c in enumerate(clients):
+            for n in range(per_client):
+                self.assertEqual(reply_action(c.read_reply()),
+                                 "DEFER_IF_PERMIT", "client %d #%d" % (k, n))
+        d.send_signal(signal.SIGTERM)
+        self.assertEqual(d.wait(10), 0)
+        seen = decisions_by_recipient(d, mark)
+        position = {line: i for i, line in enumerate(d.decision_lines(mark))}
+        for k in range(len(clients)):
+            order = []
+            for n in range(per_client):
+                rcpt = "r%d@burst.example" % (k * per_client + n)
+                lines = seen.get(rcpt, [])
+                self.assertEqual(len(lines), 1, "%s: %r" % (rcpt, lines))
+                self.assertIn("action=greylist, reason=new, ", lines[0])
+                order.append(position[lines[0]])
+            self.assertEqual(order, sorted(order), "client %d" % k)
+        self.assertTrue(d.log_since(mark).rstrip().endswith(
+            "greyhold: stopped"), d.log_since(mark)[-300:])
+
     def test_sigterm_with_idle_connections_is_prompt(self):
         d = self.daemon(["--delay", "2"])
         clients = [self.connect(d) for _ in range(5)]

@@ -1,7 +1,7 @@
 /*
  * test_log - escaping of untrusted text, the stderr sink's line shape,
- * verbosity, buffering, whole lines from two threads, and the error rate
- * limiter.
+ * verbosity, the log writer thread (order, drain on stop, dropping when
+ * it lags), whole lines from two threads, and the error rate limiter.
  *
  * log_escape() is what keeps a hostile sender or client name from forging
  * a log line or a field of one, so it is checked byte by byte over all
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,76 @@ test_escape_room_for_worst_case(void **state)
 	assert_null(strstr(out, "..."));
 }
 
+/*
+ * The escaping, byte by byte as its contract states it: each input byte is
+ * written only while its longest form, "..." and the NUL fit after it.
+ * log_escape() copies runs of plain bytes at once; it must agree with this
+ * on every input, room and cut.
+ */
+static void
+reference_escape(char *out, size_t outsz, const char *in, size_t inlen,
+		 size_t max_in)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	bool cut = inlen > max_in;
+
+	if (cut)
+		inlen = max_in;
+	for (size_t i = 0; i < inlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (o + 4 + 3 + 1 > outsz) {
+			cut = true;
+			break;
+		}
+		if (c == '\\') {
+			out[o++] = '\\';
+			out[o++] = '\\';
+		} else if (c >= 0x20 && c < 0x7f) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0xf];
+		}
+	}
+	if (cut && o + 3 < outsz) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+static void
+test_escape_agrees_with_reference(void **state)
+{
+	char in[300], want[1300], got[1300];
+	unsigned seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		size_t inlen = (seed = seed * 1103515245u + 12345u) % 300;
+		size_t outsz = 1 + (seed = seed * 1103515245u + 12345u) % 1299;
+		size_t max_in = (seed = seed * 1103515245u + 12345u) % 320;
+		/* Mostly plain text with some bytes to escape, or any bytes. */
+		bool any = round % 3 == 0;
+
+		for (size_t i = 0; i < inlen; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = any || (seed >> 16) % 8 == 0 ? (char)(seed >> 8)
+							      : (char)('a' + (seed >> 16) % 26);
+		}
+		reference_escape(want, outsz, in, inlen, max_in);
+		log_escape(got, outsz, in, inlen, max_in);
+		if (strcmp(got, want) != 0)
+			fail_msg("round %d (inlen %zu, outsz %zu, max_in %zu): "
+				 "'%s' != '%s'", round, inlen, outsz, max_in,
+				 got, want);
+	}
+}
+
 /* ---- the stderr sink --------------------------------------------------------- */
 
 struct capture {
@@ -211,12 +282,12 @@ static char *
 capture_read(const struct capture *c)
 {
 	FILE *fp = fopen(c->path, "r");
-	char *text = calloc(1, 1 << 20);
+	char *text = calloc(1, 16 << 20);
 	size_t n;
 
 	assert_non_null(fp);
 	assert_non_null(text);
-	n = fread(text, 1, (1 << 20) - 1, fp);
+	n = fread(text, 1, (16 << 20) - 1, fp);
 	text[n] = '\0';
 	fclose(fp);
 	return text;
@@ -305,14 +376,38 @@ test_long_message_one_line(void **state)
 	free(big);
 }
 
+/* A record format function for the tests: the record is "N:TEXT". */
+static size_t
+format_numbered(char *out, size_t outsz, const void *rec, size_t len)
+{
+	return (size_t)snprintf(out, outsz, "record %.*s", (int)len,
+				(const char *)rec);
+}
+
+/* Wait up to 5 s for the captured text to contain want (caller frees). */
+static char *
+capture_wait_for(const struct capture *c, const char *want)
+{
+	char *text = NULL;
+
+	for (int i = 0; i < 500; i++) {
+		free(text);
+		text = capture_read(c);
+		if (strstr(text, want) != NULL)
+			return text;
+		usleep(10000);
+	}
+	fail_msg("'%s' not written within 5 s; got '%s'", want, text);
+	return text;
+}
+
 /*
- * Buffered lines reach the file at log_flush(), not before.  stderr was
- * written unbuffered before (by the tests above, as by the daemon before
- * its loop starts); glibc then sends the first fragment after the switch
- * at once, so the check starts after one flushed line.
+ * Without the writer a record is formatted and written at once; with it,
+ * lines and records come out in the order they were queued, once the
+ * loop's turn ends (log_flush()), and stopping writes everything queued.
  */
 static void
-test_buffered_until_flush(void **state)
+test_writer_order_and_drain(void **state)
 {
 	struct capture c;
 	char *text;
@@ -320,25 +415,110 @@ test_buffered_until_flush(void **state)
 	(void)state;
 	log_open("test_log", false);
 	capture_start(&c);
-	log_set_buffered(true);
-	log_msg(LOG_LEVEL_INFO, "zero");
-	log_flush();
+	log_record(LOG_LEVEL_INFO, format_numbered, "0:direct", 8);
+	text = capture_read(&c);
+	assert_string_equal(text, "greyhold: record 0:direct\n");
+	free(text);
+
+	assert_int_equal(log_writer_start(), 0);
 	log_msg(LOG_LEVEL_INFO, "one");
-	log_msg(LOG_LEVEL_INFO, "two");
-	text = capture_read(&c);
-	assert_string_equal(text, "greyhold: zero\n");
-	free(text);
+	log_record(LOG_LEVEL_WARN, format_numbered, "2:two", 5);
+	log_msg(LOG_LEVEL_DEBUG, "hidden");
+	log_text(LOG_LEVEL_INFO, "three");
 	log_flush();
-	text = capture_read(&c);
-	assert_string_equal(text, "greyhold: zero\ngreyhold: one\ngreyhold: two\n");
+	text = capture_wait_for(&c, "three");
+	assert_string_equal(text, "greyhold: record 0:direct\n"
+			    "greyhold: one\n"
+			    "greyhold: warning: record 2:two\n"
+			    "greyhold: three\n");
 	free(text);
-	log_set_buffered(false);
-	log_msg(LOG_LEVEL_INFO, "three");
-	text = capture_read(&c);
-	assert_string_equal(text, "greyhold: zero\ngreyhold: one\n"
-			    "greyhold: two\ngreyhold: three\n");
+	for (int i = 0; i < 1000; i++)
+		log_msg(LOG_LEVEL_INFO, "burst %d", i);
+	/* No flush: stopping alone must write the burst, in order. */
+	log_writer_stop();
+	log_msg(LOG_LEVEL_INFO, "after");
+	text = capture_stop(&c);
+	{
+		const char *p = strstr(text, "greyhold: burst 0\n");
+
+		assert_non_null(p);
+		for (int i = 1; i < 1000; i++) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "greyhold: burst %d\n", i);
+			p = strstr(p, want);
+			if (p == NULL)
+				fail_msg("burst line %d missing or out of order", i);
+		}
+		assert_string_equal(strstr(p, "\n") + 1, "greyhold: after\n");
+	}
 	free(text);
-	free(capture_stop(&c));
+}
+
+/*
+ * A writer that cannot keep up (its disk or syslog stalls) costs lines,
+ * never the caller's time: while the writer is held inside a record,
+ * queueing goes on, lines beyond the queue's bound are dropped and
+ * counted, and once the writer is free it writes what was queued and says
+ * how many were dropped.
+ */
+static sem_t held_entered, held_release;
+
+static size_t
+format_held(char *out, size_t outsz, const void *rec, size_t len)
+{
+	(void)rec;
+	(void)len;
+	sem_post(&held_entered);
+	sem_wait(&held_release);
+	return (size_t)snprintf(out, outsz, "held");
+}
+
+static void
+test_writer_drops_when_behind(void **state)
+{
+	struct capture c;
+	char *text, want[512], pad[201];
+	uint64_t before = log_dropped(), dropped;
+	int queued = 0, written = 0;
+	const char *p;
+
+	(void)state;
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	assert_int_equal(sem_init(&held_entered, 0, 0), 0);
+	assert_int_equal(sem_init(&held_release, 0, 0), 0);
+	log_open("test_log", false);
+	capture_start(&c);
+	assert_int_equal(log_writer_start(), 0);
+	log_record(LOG_LEVEL_INFO, format_held, "", 0);
+	log_flush();
+	assert_int_equal(sem_wait(&held_entered), 0);
+	/* 100k lines of ~220 bytes: far beyond the queue's few MiB. */
+	for (int i = 0; i < 100000; i++) {
+		log_msg(LOG_LEVEL_INFO, "queued %d %s", i, pad);
+		queued++;
+	}
+	dropped = log_dropped() - before;
+	assert_true(dropped > 0);
+	assert_true(dropped < (uint64_t)queued);
+	sem_post(&held_release);
+	log_writer_stop();
+	text = capture_stop(&c);
+	for (p = text; (p = strstr(p, "greyhold: queued ")) != NULL; p++)
+		written++;
+	assert_int_equal((uint64_t)written + dropped, (uint64_t)queued);
+	/* What was kept is the oldest, in order: the first lines queued. */
+	snprintf(want, sizeof(want), "greyhold: queued %d %s", written - 1, pad);
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), "greyhold: warning: log writer fell "
+		 "behind (the log's disk or syslog was slow): %llu lines "
+		 "dropped\n", (unsigned long long)dropped);
+	assert_non_null(strstr(text, want));
+	assert_non_null(strstr(text, "greyhold: held\n"));
+	free(text);
+	sem_destroy(&held_entered);
+	sem_destroy(&held_release);
 }
 
 #define WRITER_LINES 2000
@@ -367,13 +547,12 @@ test_two_threads_whole_lines(void **state)
 	(void)state;
 	log_open("test_log", false);
 	capture_start(&c);
-	log_set_buffered(true);
+	assert_int_equal(log_writer_start(), 0);
 	assert_int_equal(pthread_create(&a, NULL, writer, loop_tag), 0);
 	assert_int_equal(pthread_create(&b, NULL, writer, store_tag), 0);
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
-	log_flush();
-	log_set_buffered(false);
+	log_writer_stop();
 	text = capture_stop(&c);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -462,10 +641,12 @@ main(void)
 		cmocka_unit_test(test_escape_cut_at_max_in),
 		cmocka_unit_test(test_escape_cut_by_room),
 		cmocka_unit_test(test_escape_room_for_worst_case),
+		cmocka_unit_test(test_escape_agrees_with_reference),
 		cmocka_unit_test(test_line_shape_and_levels),
 		cmocka_unit_test(test_errno_appends_reason),
 		cmocka_unit_test(test_long_message_one_line),
-		cmocka_unit_test(test_buffered_until_flush),
+		cmocka_unit_test(test_writer_order_and_drain),
+		cmocka_unit_test(test_writer_drops_when_behind),
 		cmocka_unit_test(test_two_threads_whole_lines),
 		cmocka_unit_test(test_ratelimit_once_per_interval),
 		cmocka_unit_test(test_ratelimit_clock_stepped_back),
