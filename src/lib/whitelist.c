@@ -612,6 +612,9 @@ whitelist_match_client_addr(const whitelist_t *wl, const struct addr *a,
 		return true;
 	if (a->family == ADDR_V6 && ranges_contain(&wl->v6, a->bytes, 16))
 		return true;
+	/* The live list often holds no names: skip copying this one. */
+	if (wl->client_names.n == 0 && wl->client_re.n == 0)
+		return false;
 	if (name == NULL || name_len == 0 || name_len >= sizeof(lname) ||
 	    (name_len == 7 && strncmp(name, "unknown", 7) == 0))
 		return false;
@@ -664,6 +667,9 @@ whitelist_match_recipient(const whitelist_t *wl, const char *rcpt, size_t len)
 
 	if (rcpt == NULL || len == 0 || len >= sizeof(r))
 		return false;
+	if (wl->rcpt_users.n == 0 && wl->rcpt_addrs.n == 0 &&
+	    wl->rcpt_domains.n == 0 && wl->rcpt_re.n == 0)
+		return false;	/* an empty list: nothing to lower-case for */
 	memcpy(r, rcpt, len);
 	r[len] = '\0';
 	lower(r, len);
