@@ -23,7 +23,10 @@ addr_parse(struct addr *out, const char *text, size_t len)
 	memcpy(buf, text, len);
 	buf[len] = '\0';
 
-	if (inet_pton(AF_INET, buf, out->bytes) == 1) {
+	/* IPv4 text has no ':'; IPv6 text does: try only the one it can be. */
+	if (memchr(buf, ':', len) == NULL) {
+		if (inet_pton(AF_INET, buf, out->bytes) != 1)
+			return -EINVAL;
 		out->family = ADDR_V4;
 		return 0;
 	}
