@@ -22,8 +22,15 @@ lower_copy(char *out, const char *in, size_t len, size_t max)
 
 	if (len > max)
 		len = max;
-	for (i = 0; i < len; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
+	/*
+	 * ASCII only, as tolower() in the C locale the daemon runs in, so
+	 * that a key never depends on a locale, and without its table call.
+	 */
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
 	return len;
 }
 
