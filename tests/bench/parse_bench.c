@@ -15,8 +15,9 @@
  * and +ext), none of them whitelisted: the retry path's shape.
  *
  *   parse_bench [-n REQUESTS] [-r ROUNDS] [-c WHITELIST_CLIENTS]
- *               [-t WHITELIST_RECIPIENTS]
+ *               [-t WHITELIST_RECIPIENTS] [-m feed|text|parsed]
  *
+ * -m times only that one (for perf stat or perf record).
  * Without -c/-t the static whitelist is empty.  Prints one human line and
  * one machine line ("PARSE what=... ns_per_request=...") per measurement.
  */
@@ -291,7 +292,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: parse_bench [-n REQUESTS] [-r ROUNDS] "
-		"[-c WHITELIST_CLIENTS] [-t WHITELIST_RECIPIENTS]\n");
+		"[-c WHITELIST_CLIENTS] [-t WHITELIST_RECIPIENTS] "
+		"[-m feed|text|parsed]\n");
 	exit(2);
 }
 
@@ -300,14 +302,14 @@ main(int argc, char **argv)
 {
 	uint64_t n = 1000000;
 	unsigned rounds = 5;
-	const char *clients = NULL, *rcpts = NULL;
+	const char *clients = NULL, *rcpts = NULL, *only = NULL;
 	struct policy_parser *p = malloc(sizeof(*p));
 	struct pool *pl = malloc(sizeof(*pl));
 	struct parsed *pr = malloc(sizeof(*pr));
 	whitelist_t *lists[2] = {NULL, NULL};
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:r:c:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:c:t:m:")) != -1) {
 		switch (opt) {
 		case 'n':
 			n = strtoull(optarg, NULL, 10);
@@ -320,6 +322,9 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			rcpts = optarg;
+			break;
+		case 'm':
+			only = optarg;
 			break;
 		default:
 			usage();
@@ -352,10 +357,14 @@ main(int argc, char **argv)
 	printf("%zu-attribute requests, %zu bytes for the first; whitelist "
 	       "entries: %zu\n", (size_t)pr->req[0].nattrs, pl->len[0],
 	       whitelist_size(lists[0]));
-	measure("policy_feed", "policy_feed", FEED, n, rounds, pl, pr, p, lists);
-	measure("client text", "client_text", CLIENT_TEXT, n, rounds, pl, pr, p,
-		lists);
-	measure("client parsed", "client_parsed", CLIENT_PARSED, n, rounds, pl,
-		pr, p, lists);
+	if (only == NULL || strcmp(only, "feed") == 0)
+		measure("policy_feed", "policy_feed", FEED, n, rounds, pl, pr, p,
+			lists);
+	if (only == NULL || strcmp(only, "text") == 0)
+		measure("client text", "client_text", CLIENT_TEXT, n, rounds, pl,
+			pr, p, lists);
+	if (only == NULL || strcmp(only, "parsed") == 0)
+		measure("client parsed", "client_parsed", CLIENT_PARSED, n, rounds,
+			pl, pr, p, lists);
 	return 0;
 }
