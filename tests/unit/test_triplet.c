@@ -122,6 +122,9 @@ test_sender_lower_cased(void **state)
 		{"ALICE@EXAMPLE.ORG", "alice@example.org"},
 		{"already.lower@example.net", "already.lower@example.net"},
 		{"first.last@sub.example.co.uk", "first.last@sub.example.co.uk"},
+		/* Only A-Z: UTF-8 and other 8-bit bytes stay as they came. */
+		{"\xC3\x84rger.Z@B\xC3\x9CRO.example", "\xC3\x84rger.z@b\xC3\x9Cro.example"},
+		{"@[]^_`{|}~AZaz", "@[]^_`{|}~azaz"},
 	};
 
 	(void)state;
