@@ -12,7 +12,7 @@
 
 /*
  * The attributes greyhold keeps, by name length: at most two share a
- * length, so finding a name's slot is one switch and at most two
+ * length, so finding a name's slot is one table lookup and at most two
  * memcmp()s, not a comparison with every name.  Postfix sends ~31
  * attributes per request, most of them unknown here.
  */
@@ -94,12 +94,12 @@ take_line(struct policy_parser *p, size_t start, size_t end)
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	if (memchr(line, '\0', len) != NULL)
+		return fail(p, -EBADMSG, "NUL byte in request");
 	/*
 	 * The name ends at the first '=': names are short, so a byte loop
 	 * beats a memchr() call there (measured with tests/bench/parse_bench).
 	 */
-	if (memchr(line, '\0', len) != NULL)
-		return fail(p, -EBADMSG, "NUL byte in request");
 	while (name_len < len && line[name_len] != '=')
 		name_len++;
 	if (name_len == len)
