@@ -122,7 +122,7 @@ answer_slot(struct server *srv, struct slot *s)
  */
 static const char *
 whitelisted(const struct server *srv, const struct policy_request *r,
-	    enum metrics_result *result)
+	    const struct addr *client, enum metrics_result *result)
 {
 	const whitelist_t *lists[2] = {srv->wl, srv->live_wl};
 	static const char *const client_reason[2] = {
@@ -138,9 +138,9 @@ whitelisted(const struct server *srv, const struct policy_request *r,
 
 	for (int i = 0; i < 2; i++) {
 		if (lists[i] != NULL &&
-		    whitelist_match_client(lists[i], r->client_address.ptr,
-					   r->client_address.len,
-					   r->client_name.ptr, r->client_name.len)) {
+		    whitelist_match_client_addr(lists[i], client,
+						r->client_name.ptr,
+						r->client_name.len)) {
 			*result = client_result[i];
 			return client_reason[i];
 		}
@@ -164,6 +164,7 @@ handle_request(struct conn *c, const struct policy_request *r)
 	struct slot *s;
 	const char *head;
 	enum metrics_result result;
+	struct addr client;
 
 	if (!policy_str_eq(r->request, "smtpd_access_policy")) {
 		char shown[80], why[120];
@@ -194,7 +195,9 @@ handle_request(struct conn *c, const struct policy_request *r)
 		break;
 	}
 	declog_fields_set(&s->lf, r);
-	head = whitelisted(srv, r, &result);
+	/* Parsed once for the whitelists and the key; ADDR_NONE if not. */
+	(void)addr_parse(&client, r->client_address.ptr, r->client_address.len);
+	head = whitelisted(srv, r, &client, &result);
 	if (head != NULL) {
 		request_answer_now(s, result, head, NULL);
 		return true;
@@ -203,9 +206,9 @@ handle_request(struct conn *c, const struct policy_request *r)
 	snprintf(s->instance, sizeof(s->instance), "%.*s",
 		 r->instance.ptr != NULL ? (int)r->instance.len : 0,
 		 r->instance.ptr != NULL ? r->instance.ptr : "");
-	triplet_build(&s->job.key, r->client_address.ptr, r->client_address.len,
-		      r->sender.ptr, r->sender.len, r->recipient.ptr,
-		      r->recipient.len, &srv->topts);
+	triplet_build_addr(&s->job.key, &client, r->client_address.ptr,
+			   r->client_address.len, r->sender.ptr, r->sender.len,
+			   r->recipient.ptr, r->recipient.len, &srv->topts);
 	if (srv->privacy_on)
 		privacy_apply(&srv->privacy, &s->job.key);
 	s->job.n_more = 0;

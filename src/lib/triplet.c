@@ -10,7 +10,6 @@
 #include "triplet.h"
 
 #include <ctype.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Enough to hold any address we keep, plus room for what we strip. */
@@ -23,8 +22,15 @@ lower_copy(char *out, const char *in, size_t len, size_t max)
 
 	if (len > max)
 		len = max;
-	for (i = 0; i < len; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
+	/*
+	 * ASCII only, as tolower() in the C locale the daemon runs in, so
+	 * that a key never depends on a locale, and without its table call.
+	 */
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
 	return len;
 }
 
@@ -230,23 +236,22 @@ triplet_normalise_recipient(char *out, const char *rcpt, size_t len)
 }
 
 bool
-triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
-	       size_t addr_len, const struct triplet_opts *opts)
+triplet_client_addr(char *out, size_t outsz, size_t *outlen,
+		    const struct addr *client, const char *text,
+		    size_t text_len, const struct triplet_opts *opts)
 {
-	struct addr a;
-
-	if (addr_parse(&a, addr, addr_len) == 0) {
-		unsigned prefix = addr_bits(&a);
+	if (client->family != ADDR_NONE) {
+		struct addr net = *client;
+		unsigned prefix = addr_bits(&net);
 
 		if (!opts->by_host)
-			prefix = a.family == ADDR_V4 ? opts->ipv4_prefix
-						     : opts->ipv6_prefix;
-		addr_mask(&a, prefix);
-		addr_format_net(out, outsz, &a, prefix);
-		*outlen = strlen(out);
+			prefix = net.family == ADDR_V4 ? opts->ipv4_prefix
+						       : opts->ipv6_prefix;
+		addr_mask(&net, prefix);
+		*outlen = addr_format_net(out, outsz, &net, prefix);
 		return true;
 	}
-	*outlen = lower_copy(out, addr, addr_len, outsz - 1);
+	*outlen = lower_copy(out, text, text_len, outsz - 1);
 	/* Keep the separator byte out of the client part. */
 	for (size_t i = 0; i < *outlen; i++) {
 		if (out[i] == '\0')
@@ -254,6 +259,16 @@ triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
 	}
 	out[*outlen] = '\0';
 	return false;
+}
+
+bool
+triplet_client(char *out, size_t outsz, size_t *outlen, const char *addr,
+	       size_t addr_len, const struct triplet_opts *opts)
+{
+	struct addr a;
+
+	(void)addr_parse(&a, addr, addr_len);	/* ADDR_NONE if not */
+	return triplet_client_addr(out, outsz, outlen, &a, addr, addr_len, opts);
 }
 
 /* The triplet key from the client part already in out. */
@@ -273,14 +288,28 @@ finish_key(struct triplet_key *out, const char *sender, size_t sender_len,
 }
 
 void
+triplet_build_addr(struct triplet_key *out, const struct addr *client,
+		   const char *client_text, size_t client_len,
+		   const char *sender, size_t sender_len, const char *rcpt,
+		   size_t rcpt_len, const struct triplet_opts *opts)
+{
+	out->client_is_net = triplet_client_addr(out->client,
+						 sizeof(out->client),
+						 &out->client_len, client,
+						 client_text, client_len, opts);
+	finish_key(out, sender, sender_len, rcpt, rcpt_len);
+}
+
+void
 triplet_build(struct triplet_key *out, const char *client_addr,
 	      size_t client_len, const char *sender, size_t sender_len,
 	      const char *rcpt, size_t rcpt_len, const struct triplet_opts *opts)
 {
-	out->client_is_net = triplet_client(out->client, sizeof(out->client),
-					    &out->client_len, client_addr,
-					    client_len, opts);
-	finish_key(out, sender, sender_len, rcpt, rcpt_len);
+	struct addr a;
+
+	(void)addr_parse(&a, client_addr, client_len);	/* ADDR_NONE if not */
+	triplet_build_addr(out, &a, client_addr, client_len, sender, sender_len,
+			   rcpt, rcpt_len, opts);
 }
 
 bool

@@ -53,6 +53,15 @@ bool triplet_client(char *out, size_t outsz, size_t *outlen,
 		    const struct triplet_opts *opts);
 
 /*
+ * The same from an address parsed once for the whole request: client is
+ * addr_parse()'s result on text (family ADDR_NONE when it did not parse,
+ * and then text keys as above).
+ */
+bool triplet_client_addr(char *out, size_t outsz, size_t *outlen,
+			 const struct addr *client, const char *text,
+			 size_t text_len, const struct triplet_opts *opts);
+
+/*
  * Normalise an envelope sender into out (at most TRIPLET_MAX_ADDR bytes):
  * lower case; BATV "prvs=TAG=" and SRS0/SRS1 hashes and timestamps folded;
  * "+extension" dropped from the local part; all-digit VERP tokens in the
@@ -69,6 +78,13 @@ void triplet_build(struct triplet_key *out, const char *client_addr,
 		   size_t client_len, const char *sender, size_t sender_len,
 		   const char *rcpt, size_t rcpt_len,
 		   const struct triplet_opts *opts);
+
+/* triplet_build() with the client address already parsed, as above. */
+void triplet_build_addr(struct triplet_key *out, const struct addr *client,
+			const char *client_text, size_t client_len,
+			const char *sender, size_t sender_len,
+			const char *rcpt, size_t rcpt_len,
+			const struct triplet_opts *opts);
 
 /*
  * Keys of an identity other than the client network (decide.h): the

@@ -595,14 +595,26 @@ bool
 whitelist_match_client(const whitelist_t *wl, const char *addr,
 		       size_t addr_len, const char *name, size_t name_len)
 {
-	char lname[256];
 	struct addr a;
 
-	if (addr != NULL && addr_parse(&a, addr, addr_len) == 0) {
-		if (a.family == ADDR_V4 ? ranges_contain(&wl->v4, a.bytes, 4)
-					: ranges_contain(&wl->v6, a.bytes, 16))
-			return true;
-	}
+	if (addr == NULL || addr_parse(&a, addr, addr_len) < 0)
+		a.family = ADDR_NONE;
+	return whitelist_match_client_addr(wl, &a, name, name_len);
+}
+
+bool
+whitelist_match_client_addr(const whitelist_t *wl, const struct addr *a,
+			    const char *name, size_t name_len)
+{
+	char lname[256];
+
+	if (a->family == ADDR_V4 && ranges_contain(&wl->v4, a->bytes, 4))
+		return true;
+	if (a->family == ADDR_V6 && ranges_contain(&wl->v6, a->bytes, 16))
+		return true;
+	/* The live list often holds no names: skip copying this one. */
+	if (wl->client_names.n == 0 && wl->client_re.n == 0)
+		return false;
 	if (name == NULL || name_len == 0 || name_len >= sizeof(lname) ||
 	    (name_len == 7 && strncmp(name, "unknown", 7) == 0))
 		return false;
@@ -655,6 +667,9 @@ whitelist_match_recipient(const whitelist_t *wl, const char *rcpt, size_t len)
 
 	if (rcpt == NULL || len == 0 || len >= sizeof(r))
 		return false;
+	if (wl->rcpt_users.n == 0 && wl->rcpt_addrs.n == 0 &&
+	    wl->rcpt_domains.n == 0 && wl->rcpt_re.n == 0)
+		return false;	/* an empty list: nothing to lower-case for */
 	memcpy(r, rcpt, len);
 	r[len] = '\0';
 	lower(r, len);

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "addr.h"
 #include "config.h"
 
 typedef struct whitelist whitelist_t;
@@ -73,8 +74,18 @@ int whitelist_finish(whitelist_t *wl);
 int whitelist_load_config(whitelist_t **out, const struct config *cfg,
 			  char *err, size_t errsz);
 
+/*
+ * Whether the client is whitelisted by its address text (NULL or not an
+ * address: by name only) or by its verified name.
+ */
 bool whitelist_match_client(const whitelist_t *wl, const char *addr,
 			    size_t addr_len, const char *name, size_t name_len);
+/*
+ * The same with the address parsed once for the whole request
+ * (addr_parse(); family ADDR_NONE matches by name only).
+ */
+bool whitelist_match_client_addr(const whitelist_t *wl, const struct addr *a,
+				 const char *name, size_t name_len);
 bool whitelist_match_recipient(const whitelist_t *wl, const char *rcpt,
 			       size_t len);
 

@@ -7,7 +7,9 @@
  */
 #include "addr.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <stdarg.h>
@@ -109,6 +111,9 @@ test_parse_garbage_rejected(void **state)
 		"192.0.2.7 ", " 192.0.2.7", "192.0.2.7/24", "[::1]", "::1::2",
 		"2001:db8::g", "fe80::1%eth0", "1.2.3.-4", "mail.example.com",
 		"0x7f.0.0.1",
+		/* IPv4 text with a ':', IPv6 text without one */
+		"192.0.2.7:25", ":192.0.2.7", "192.0.2.7:", "2001.db8..1",
+		"20010db8000000000000000000000001", ":", ":::", "::ffff:192.0.2",
 	};
 	size_t i;
 
@@ -118,6 +123,8 @@ test_parse_garbage_rejected(void **state)
 
 		if (addr_parse(&a, bad[i], strlen(bad[i])) != -EINVAL)
 			fail_msg("'%s' parsed", bad[i]);
+		/* Callers that parse once pass the result on as it is. */
+		assert_int_equal(a.family, ADDR_NONE);
 	}
 }
 
@@ -433,6 +440,175 @@ test_format_respects_outsz(void **state)
 	assert_int_equal(out[8], 'X');
 }
 
+/* ---- format against inet_ntop ------------------------------------------- */
+
+/*
+ * The text keys had when addr_format_net() was inet_ntop() + "/%u": the
+ * database holds keys made that way, so the formatter must give the same
+ * bytes for every address.
+ */
+static void
+old_format_net(char *out, size_t outsz, const struct addr *a, unsigned prefix)
+{
+	char text[INET6_ADDRSTRLEN];
+	int af = a->family == ADDR_V4 ? AF_INET : AF_INET6;
+
+	assert_non_null(inet_ntop(af, a->bytes, text, sizeof(text)));
+	snprintf(out, outsz, "%s/%u", text, prefix);
+}
+
+static void
+assert_formats_like_inet_ntop(const struct addr *a)
+{
+	char got[ADDR_STRLEN], expect[INET6_ADDRSTRLEN];
+	int af = a->family == ADDR_V4 ? AF_INET : AF_INET6;
+	size_t n = addr_format(got, a);
+
+	assert_non_null(inet_ntop(af, a->bytes, expect, sizeof(expect)));
+	if (strcmp(got, expect) != 0)
+		fail_msg("formatted '%s', inet_ntop says '%s'", got, expect);
+	assert_int_equal(n, strlen(expect));
+}
+
+static uint64_t
+next_random(uint64_t *s)
+{
+	/* xorshift64*: deterministic, so a failure repeats. */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+/*
+ * A group value drawn so that the cases inet_ntop treats apart come up
+ * often: zero (runs of every length and position, ties), ffff (the
+ * IPv4-mapped form), one digit, and any value.
+ */
+static unsigned
+random_group(uint64_t *s)
+{
+	uint64_t r = next_random(s);
+
+	switch (r % 8) {
+	case 0: case 1: case 2: case 3:
+		return 0;
+	case 4:
+		return 0xffff;
+	case 5:
+		return (unsigned)(r >> 8) % 16;
+	default:
+		return (unsigned)(r >> 16) & 0xffff;
+	}
+}
+
+static void
+random_addr(struct addr *a, uint64_t *s)
+{
+	uint64_t r = next_random(s);
+
+	memset(a, 0, sizeof(*a));
+	if (r % 3 == 0) {
+		a->family = ADDR_V4;
+		for (int i = 0; i < 4; i++)
+			a->bytes[i] = (uint8_t)(next_random(s) >> 24);
+		return;
+	}
+	a->family = ADDR_V6;
+	for (int i = 0; i < 8; i++) {
+		unsigned g = random_group(s);
+
+		a->bytes[2 * i] = (uint8_t)(g >> 8);
+		a->bytes[2 * i + 1] = (uint8_t)g;
+	}
+	switch ((r >> 8) % 6) {
+	case 0:		/* ::a.b.c.d, IPv4-compatible */
+		memset(a->bytes, 0, 12);
+		break;
+	case 1:		/* ::ffff:a.b.c.d, IPv4-mapped */
+		memset(a->bytes, 0, 10);
+		a->bytes[10] = a->bytes[11] = 0xff;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+test_format_matches_inet_ntop_for_random_addresses(void **state)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+
+	(void)state;
+	for (int i = 0; i < 100000; i++) {
+		char got[ADDR_NET_STRLEN], expect[INET6_ADDRSTRLEN + 12];
+		struct addr a;
+		unsigned prefix;
+		size_t n;
+
+		random_addr(&a, &seed);
+		assert_formats_like_inet_ntop(&a);
+		prefix = (unsigned)(next_random(&seed) % (addr_bits(&a) + 1));
+		addr_mask(&a, prefix);
+		old_format_net(expect, sizeof(expect), &a, prefix);
+		n = addr_format_net(got, sizeof(got), &a, prefix);
+		if (strcmp(got, expect) != 0)
+			fail_msg("formatted '%s', the old way '%s'", got, expect);
+		assert_int_equal(n, strlen(expect));
+	}
+}
+
+/*
+ * Every pattern of zero and non-zero groups (256), with each non-zero
+ * group 1, ffff or a four-digit value, and the group before the last two
+ * ffff or not: every run length, position and tie inet_ntop decides.
+ */
+static void
+test_format_matches_inet_ntop_for_every_zero_pattern(void **state)
+{
+	static const unsigned values[] = {1, 0xffff, 0xabc, 0x1234};
+
+	(void)state;
+	for (unsigned zeros = 0; zeros < 256; zeros++) {
+		for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+			struct addr a;
+
+			memset(&a, 0, sizeof(a));
+			a.family = ADDR_V6;
+			for (int i = 0; i < 8; i++) {
+				unsigned g = (zeros >> i) & 1 ? 0 : values[v] + (unsigned)i;
+
+				a.bytes[2 * i] = (uint8_t)(g >> 8);
+				a.bytes[2 * i + 1] = (uint8_t)g;
+			}
+			assert_formats_like_inet_ntop(&a);
+			a.bytes[10] = a.bytes[11] = 0xff;
+			assert_formats_like_inet_ntop(&a);
+		}
+	}
+}
+
+/* Texts a client address may arrive as, parsed and formatted back. */
+static void
+test_format_parsed_texts(void **state)
+{
+	static const char *const texts[] = {
+		"::", "::1", "1::", "::1.2.3.4", "::0.0.1.2", "::ffff:0:0",
+		"::ffff:1.2.3.4", "::fffe:1.2.3.4", "0:0:0:0:0:1:1.2.3.4",
+		"1:0:0:1:0:0:0:1", "1:0:0:2:0:0:3:4", "1:0:2:3:4:5:6:7",
+		"fe80::1", "2001:DB8::A", "2001:db8:0:0:1:0:0:1",
+		"64:ff9b::192.0.2.33", "0.0.0.0", "255.255.255.255", "10.0.0.1",
+		"100.64.3.7", "2001:db8:1234:5678:9abc:def0:1234:5678",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct addr a = parse_ok(texts[i]);
+
+		assert_formats_like_inet_ntop(&a);
+	}
+}
+
 int
 main(void)
 {
@@ -454,6 +630,9 @@ main(void)
 		cmocka_unit_test(test_in_net_never_across_families),
 		cmocka_unit_test(test_format_net),
 		cmocka_unit_test(test_format_respects_outsz),
+		cmocka_unit_test(test_format_matches_inet_ntop_for_random_addresses),
+		cmocka_unit_test(test_format_matches_inet_ntop_for_every_zero_pattern),
+		cmocka_unit_test(test_format_parsed_texts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -401,6 +401,168 @@ test_values_keep_equals_and_spaces(void **state)
 	assert_field(r->helo_name, "a=b=c");
 }
 
+/* ---- attribute names ---------------------------------------------------- */
+
+/* The names of field_at(r, 0..NFIELDS-1), in that order. */
+static const char *const field_names[NFIELDS] = {
+	"request", "protocol_state", "client_address", "client_name",
+	"reverse_client_name", "helo_name", "sender", "recipient",
+	"sasl_username", "instance", "queue_id",
+};
+
+/*
+ * Feed "request=smtpd_access_policy" (unless name is "request") and
+ * "name=value"; returns the request, or NULL with *rc the error.
+ */
+static const struct policy_request *
+feed_with_attr(struct policy_parser *p, const char *name, const char *value,
+	       int *rc)
+{
+	char buf[256];
+	const struct policy_request *out = NULL;
+	size_t used;
+	int n;
+
+	if (strcmp(name, "request") == 0)
+		n = snprintf(buf, sizeof(buf), "%s=%s\n\n", name, value);
+	else
+		n = snprintf(buf, sizeof(buf),
+			     "request=smtpd_access_policy\n%s=%s\n\n", name, value);
+	assert_true(n > 0 && (size_t)n < sizeof(buf));
+	policy_init(p);
+	*rc = policy_feed(p, buf, (size_t)n, &used, &out);
+	return out;
+}
+
+/*
+ * Each known name lands in its own field and in no other: a dispatch
+ * table that files a name under the wrong field, or misses one, fails.
+ */
+static void
+test_each_known_name_fills_its_field(void **state)
+{
+	struct policy_parser *p = *state;
+
+	for (size_t k = 0; k < NFIELDS; k++) {
+		const char *value = strcmp(field_names[k], "request") == 0
+				    ? "smtpd_access_policy" : "value-of-this-one";
+		int rc;
+		const struct policy_request *r =
+			feed_with_attr(p, field_names[k], value, &rc);
+
+		if (rc != POLICY_REQUEST)
+			fail_msg("%s: got %d", field_names[k], rc);
+		for (size_t i = 0; i < NFIELDS; i++) {
+			if (i == k)
+				assert_field(*field_at(r, i), value);
+			else if (i == 0)
+				assert_field(r->request, "smtpd_access_policy");
+			else if (field_at(r, i)->ptr != NULL)
+				fail_msg("%s also filled %s", field_names[k],
+					 field_names[i]);
+		}
+	}
+}
+
+/* A name that is none of the known ones leaves every field but request= absent. */
+static void
+assert_ignored(struct policy_parser *p, const char *name)
+{
+	int rc;
+	const struct policy_request *r = feed_with_attr(p, name, "x", &rc);
+
+	if (rc != POLICY_REQUEST)
+		fail_msg("'%s': got %d, expected it ignored", name, rc);
+	assert_field(r->request, "smtpd_access_policy");
+	for (size_t i = 1; i < NFIELDS; i++) {
+		if (field_at(r, i)->ptr != NULL)
+			fail_msg("'%s' was taken for %s", name, field_names[i]);
+	}
+	assert_int_equal(r->nattrs, 2);
+}
+
+/*
+ * Near misses of every known name: the same length with one byte off at
+ * each position (so also the other known name of that length, where one
+ * exists, is checked byte for byte), a prefix, one byte longer, one byte
+ * in front, and upper case.
+ */
+static void
+test_near_miss_names_ignored(void **state)
+{
+	struct policy_parser *p = *state;
+
+	for (size_t k = 0; k < NFIELDS; k++) {
+		const char *name = field_names[k];
+		size_t len = strlen(name);
+		char miss[64];
+
+		for (size_t j = 0; j < len; j++) {
+			memcpy(miss, name, len + 1);
+			miss[j] = name[j] == 'x' ? 'y' : 'x';
+			assert_ignored(p, miss);
+		}
+		memcpy(miss, name, len - 1);
+		miss[len - 1] = '\0';
+		assert_ignored(p, miss);
+		snprintf(miss, sizeof(miss), "%ss", name);
+		assert_ignored(p, miss);
+		snprintf(miss, sizeof(miss), "%s_", name);
+		assert_ignored(p, miss);
+		snprintf(miss, sizeof(miss), "x%s", name);
+		assert_ignored(p, miss);
+		for (size_t j = 0; j <= len; j++)
+			miss[j] = (char)(name[j] >= 'a' && name[j] <= 'z'
+					 ? name[j] - 'a' + 'A' : name[j]);
+		assert_ignored(p, miss);
+	}
+}
+
+/* Postfix's other attributes, some as long as a known name, are ignored. */
+static void
+test_postfix_attributes_greyhold_does_not_use_ignored(void **state)
+{
+	static const char *const others[] = {
+		"protocol_name", "recipient_count", "sasl_method", "sasl_sender",
+		"size", "ccert_subject", "ccert_issuer", "ccert_fingerprint",
+		"ccert_pubkey_fingerprint", "encryption_protocol",
+		"encryption_cipher", "encryption_keysize", "etrn_domain", "stress",
+		"server_address", "server_port", "policy_context",
+		"compatibility_level", "mail_version", "client_port",
+		"a", "s", "senders", "sende", "requests", "instanc", "queue_ids",
+		"client_addresses", "reverse_client_name_",
+		"a_name_longer_than_every_known_one_by_far",
+	};
+	struct policy_parser *p = *state;
+
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		assert_ignored(p, others[i]);
+}
+
+/* A repeated known name is refused for every one of them. */
+static void
+test_each_known_name_repeated_rejected(void **state)
+{
+	struct policy_parser *p = *state;
+
+	for (size_t k = 0; k < NFIELDS; k++) {
+		char buf[256];
+		const struct policy_request *out = NULL;
+		size_t used;
+		int n = snprintf(buf, sizeof(buf),
+				 "request=smtpd_access_policy\n%s=a\n%s=b\n\n",
+				 field_names[k], field_names[k]);
+		int rc;
+
+		policy_init(p);
+		rc = policy_feed(p, buf, (size_t)n, &used, &out);
+		if (rc != -EBADMSG)
+			fail_msg("%s twice: got %d", field_names[k], rc);
+		assert_null(out);
+		assert_failed(p);
+	}
+}
+
 static void
 test_null_sender_present_with_len_zero(void **state)
 {
@@ -793,8 +955,24 @@ struct bad_case {
 static const char nul_request[] =
 	"request=smtpd_access_policy\nsender=a\0b@example.com\n\n";
 
+static const char nul_in_name[] =
+	"request=smtpd_access_policy\nsen\0der=a@example.com\n\n";
+static const char nul_before_eq[] =
+	"request=smtpd_access_policy\nsender\0=a@example.com\n\n";
+static const char nul_after_eq[] =
+	"request=smtpd_access_policy\nsender=\0a@example.com\n\n";
+static const char nul_without_eq[] =
+	"request=smtpd_access_policy\nsender\0\n\n";
+static const char nul_before_cr[] =
+	"request=smtpd_access_policy\nx_unknown=a\0\r\n\r\n";
+
 static const struct bad_case bad_cases[] = {
 	{"NUL byte", nul_request, sizeof(nul_request) - 1},
+	{"NUL in the name", nul_in_name, sizeof(nul_in_name) - 1},
+	{"NUL just before '='", nul_before_eq, sizeof(nul_before_eq) - 1},
+	{"NUL just after '='", nul_after_eq, sizeof(nul_after_eq) - 1},
+	{"NUL in a line without '='", nul_without_eq, sizeof(nul_without_eq) - 1},
+	{"NUL before CR", nul_before_cr, sizeof(nul_before_cr) - 1},
 	{"line without '='",
 	 "request=smtpd_access_policy\nprotocol_state RCPT\n\n", 0},
 	{"empty name", "request=smtpd_access_policy\n=RCPT\n\n", 0},
@@ -914,6 +1092,10 @@ main(void)
 		T(test_crlf_lines_parse_like_lf_lines),
 		T(test_unknown_attributes_ignored_but_counted),
 		T(test_values_keep_equals_and_spaces),
+		T(test_each_known_name_fills_its_field),
+		T(test_near_miss_names_ignored),
+		T(test_postfix_attributes_greyhold_does_not_use_ignored),
+		T(test_each_known_name_repeated_rejected),
 		T(test_null_sender_present_with_len_zero),
 		T(test_str_eq),
 		T(test_two_pipelined_requests_one_by_one),

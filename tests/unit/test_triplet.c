@@ -8,6 +8,7 @@
  */
 #include "triplet.h"
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,38 @@ normalise(char *out, const char *sender)
 	return triplet_normalise_sender(out, sender, strlen(sender));
 }
 
+/*
+ * The daemon parses the address once and hands the result to
+ * triplet_client_addr() / triplet_build_addr(): they must key exactly as
+ * the text entry points do, parsed or not.
+ */
+static void
+assert_client_parsed_once(const char *addr, const struct triplet_opts *opts,
+			  const char *expect)
+{
+	char out[TRIPLET_MAX_CLIENT];
+	struct triplet_key k;
+	struct addr a;
+	size_t len = 12345;
+	bool is_net = addr_parse(&a, addr, strlen(addr)) == 0;
+
+	assert_int_equal(triplet_client_addr(out, sizeof(out), &len, &a, addr,
+					     strlen(addr), opts), is_net);
+	if (strcmp(out, expect) != 0)
+		fail_msg("client '%s' parsed once: got '%s', expected '%s'",
+			 addr, out, expect);
+	assert_int_equal(len, strlen(expect));
+
+	memset(&k, CANARY, sizeof(k));
+	triplet_build_addr(&k, &a, addr, strlen(addr), "a@b", 3, "c@d", 3,
+			   opts);
+	assert_string_equal(k.client, expect);
+	assert_int_equal(k.client_is_net, is_net);
+	assert_int_equal(k.key_len, strlen(expect) + 8);
+	assert_memory_equal(k.key, expect, strlen(expect) + 1);
+	assert_memory_equal(k.key + strlen(expect) + 1, "a@b\0c@d", 7);
+}
+
 static void
 assert_client(const char *addr, const struct triplet_opts *opts,
 	      const char *expect)
@@ -60,6 +93,7 @@ assert_client(const char *addr, const struct triplet_opts *opts,
 		fail_msg("client '%s': got '%s', expected '%s'", addr, out,
 			 expect);
 	assert_int_equal(len, strlen(expect));
+	assert_client_parsed_once(addr, opts, expect);
 }
 
 /* ---- sender normalisation -------------------------------------------------- */
@@ -88,6 +122,9 @@ test_sender_lower_cased(void **state)
 		{"ALICE@EXAMPLE.ORG", "alice@example.org"},
 		{"already.lower@example.net", "already.lower@example.net"},
 		{"first.last@sub.example.co.uk", "first.last@sub.example.co.uk"},
+		/* Only A-Z: UTF-8 and other 8-bit bytes stay as they came. */
+		{"\xC3\x84rger.Z@B\xC3\x9CRO.example", "\xC3\x84rger.z@b\xC3\x9Cro.example"},
+		{"@[]^_`{|}~AZaz", "@[]^_`{|}~azaz"},
 	};
 
 	(void)state;
@@ -436,6 +473,99 @@ test_client_unknown_keyed_as_text(void **state)
 	assert_null(memchr(out, '\0', len));
 }
 
+/*
+ * The client key as it was made before the formatter was written by hand
+ * (inet_ntop() of the masked address, then "/%u"): keys already in a
+ * database were made that way, so every address must still key the same.
+ */
+static void
+old_client_key(char *out, size_t outsz, const char *text,
+	       const struct triplet_opts *opts)
+{
+	char ntop[INET6_ADDRSTRLEN];
+	struct addr a;
+	unsigned prefix;
+
+	assert_int_equal(addr_parse(&a, text, strlen(text)), 0);
+	prefix = opts->by_host ? addr_bits(&a)
+		 : a.family == ADDR_V4 ? opts->ipv4_prefix : opts->ipv6_prefix;
+	addr_mask(&a, prefix);
+	assert_non_null(inet_ntop(a.family == ADDR_V4 ? AF_INET : AF_INET6,
+				  a.bytes, ntop, sizeof(ntop)));
+	snprintf(out, outsz, "%s/%u", ntop, prefix);
+}
+
+static uint64_t
+next_random(uint64_t *s)
+{
+	/* xorshift64*: deterministic, so a failure repeats. */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+/*
+ * A client address as Postfix may send it: IPv4; IPv6 with runs of zero
+ * groups, ffff groups, IPv4-compatible and IPv4-mapped forms, written
+ * canonically by inet_ntop() or in full upper-case hex with leading
+ * zeros (so the key is not simply the text masked).
+ */
+static void
+random_client_text(char *out, size_t outsz, uint64_t *s)
+{
+	uint64_t r = next_random(s);
+	uint8_t b[16];
+
+	if (r % 3 == 0) {
+		snprintf(out, outsz, "%u.%u.%u.%u", (unsigned)(r >> 8) & 255,
+			 (unsigned)(r >> 16) & 255, (unsigned)(r >> 24) & 255,
+			 (unsigned)(r >> 32) & 255);
+		return;
+	}
+	for (int i = 0; i < 8; i++) {
+		uint64_t g = next_random(s);
+		unsigned v = g % 8 < 4 ? 0 : g % 8 == 4 ? 0xffff
+			     : (unsigned)(g >> 16) & 0xffff;
+
+		b[2 * i] = (uint8_t)(v >> 8);
+		b[2 * i + 1] = (uint8_t)v;
+	}
+	if ((r >> 8) % 6 == 0)
+		memset(b, 0, 12);
+	if ((r >> 8) % 6 == 1) {
+		memset(b, 0, 10);
+		b[10] = b[11] = 0xff;
+	}
+	if ((r >> 16) % 4 == 0) {
+		snprintf(out, outsz, "%02X%02X:%02X%02X:%02X%02X:%02X%02X:"
+			 "%02X%02X:%02X%02X:%02X%02X:%02X%02X", b[0], b[1], b[2],
+			 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+			 b[12], b[13], b[14], b[15]);
+		return;
+	}
+	assert_non_null(inet_ntop(AF_INET6, b, out, (socklen_t)outsz));
+}
+
+static void
+test_client_keys_same_as_before_for_random_addresses(void **state)
+{
+	uint64_t seed = 0x2545f4914f6cdd1dULL;
+
+	(void)state;
+	for (int i = 0; i < 100000; i++) {
+		char text[64], expect[INET6_ADDRSTRLEN + 12];
+		uint64_t r = next_random(&seed);
+		struct triplet_opts opts = {
+			r % 5 == 0, (unsigned)(r >> 8) % 33, (unsigned)(r >> 16) % 129,
+		};
+
+		random_client_text(text, sizeof(text), &seed);
+		old_client_key(expect, sizeof(expect), text, &opts);
+		assert_client(text, &opts, expect);
+	}
+}
+
 /* ---- whole keys ---------------------------------------------------------------- */
 
 static void
@@ -590,6 +720,7 @@ main(void)
 		cmocka_unit_test(test_key_same_subnet_shared_other_subnet_apart),
 		cmocka_unit_test(test_key_fields_cannot_shift),
 		cmocka_unit_test(test_key_never_exceeds_max),
+		cmocka_unit_test(test_client_keys_same_as_before_for_random_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
