@@ -5,8 +5,8 @@ greyholdctl stats.
 
 A daemon started on a database full of expired records (it was down for
 days, or max_age was lowered, or an old dump was loaded) must clear them
-within seconds, not at the sweep's floor of 2000 records a second (which
-takes N / 2000 s: 75 s for the 150k here), while fresh records stay and
+within seconds, not at the old fixed pace of 2000 records a second
+(N / 2000 s: 75 s for the 150k here), while fresh records stay and
 requests keep being answered.
 """
 
