@@ -3,7 +3,9 @@
  * in one whole pass for greyholdctl expire.
  *
  * A slice examines at most a budget of records from where the last one
- * stopped, in one write transaction, so expiry never stalls the store.
+ * stopped, in one write transaction, so expiry never stalls the store;
+ * the store thread sizes its slices from the tables' entry counts
+ * (db_expire_entries(), sweep.h).
  * Deleting needs free pages too: on MDB_MAP_FULL a slice may grow the map
  * into a small reserve above the cap (db_grow_map_for_deletes()).
  */
@@ -115,6 +117,26 @@ expire_slice_once(db_t *db, int64_t now, const struct engine_params *p,
 	return db_errno(rc);
 }
 
+int
+db_expire_entries(db_t *db, uint64_t *out)
+{
+	MDB_dbi dbis[2] = {db->triplets, db->clients};
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc;
+
+	*out = 0;
+	rc = db_txn_begin(db, false, &txn);
+	if (rc != 0)
+		return db_errno(rc);
+	for (size_t i = 0; rc == 0 && i < 2; i++) {
+		rc = mdb_stat(txn, dbis[i], &st);
+		if (rc == 0)
+			*out += st.ms_entries;
+	}
+	mdb_txn_abort(txn);
+	return db_errno(rc);
+}
 
 struct expire_count {
 	enum db_table table;

@@ -21,6 +21,12 @@
 int db_expire_slice(db_t *db, int64_t now, const struct engine_params *p,
 		    size_t budget, size_t *removed, bool *wrapped);
 
+/*
+ * Records the sweep goes through: the triplets and clients databases'
+ * entry counts (mdb_stat, no walk), in *out.
+ */
+int db_expire_entries(db_t *db, uint64_t *out);
+
 struct db_expire_counts {
 	size_t triplets;
 	size_t clients;

@@ -22,9 +22,8 @@
 #include "db_peek.h"
 #include "db_wl.h"
 #include "log.h"
+#include "sweep.h"
 
-/* Sweep: records examined per slice, and slices at most once a second. */
-#define SWEEP_BUDGET 2000
 /* Seconds between full sweep passes once one has finished. */
 #define SWEEP_PASS_INTERVAL 600
 /* Jobs decided in one transaction at most. */
@@ -64,7 +63,7 @@ struct store {
 	struct engine_params loop_params;
 
 	/* Store thread only: */
-	time_t last_sweep;
+	struct sweep_pace sweep;	/* this second's budget (sweep.h) */
 	time_t next_pass;
 	time_t last_sync;
 	time_t last_wl_check;
@@ -150,13 +149,83 @@ refresh_live_whitelist(store_t *s, bool force)
 	return true;
 }
 
-/* Housekeeping between batches: one sweep slice, the relaxed sync. */
+static uint64_t
+usec_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)((now.tv_sec - start->tv_sec) * 1000000 +
+			  (now.tv_nsec - start->tv_nsec) / 1000);
+}
+
+/*
+ * Whether requests wait for the thread, or the store is closing: then the
+ * sweep leaves the rest of its second for later.
+ */
+static bool
+sweep_should_yield(store_t *s)
+{
+	bool yield;
+
+	pthread_mutex_lock(&s->lock);
+	yield = s->pending.head != NULL || s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	return yield;
+}
+
+/*
+ * The expiry sweep's share of this turn: slices of this second's budget
+ * (sweep.h), one short write transaction each, until the budget is spent
+ * or requests are waiting; the next turn, after their batch, goes on.
+ */
+static void
+sweep(store_t *s, time_t now, const struct engine_params *p)
+{
+	struct timespec start;
+	uint64_t entries, n, usec;
+	size_t removed;
+	bool wrapped;
+	int rc;
+
+	if (now < s->next_pass)
+		return;
+	if (sweep_pace_new_second(&s->sweep, now)) {
+		rc = db_expire_entries(s->db, &entries);
+		if (rc < 0)
+			entries = 0;	/* the slice will fail and say why */
+		sweep_pace_second(&s->sweep, now, entries);
+	}
+	while ((n = sweep_pace_slice(&s->sweep)) > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		rc = db_expire_slice(s->db, now, p, n, &removed, &wrapped);
+		usec = usec_since(&start);
+		if (rc < 0) {
+			log_errno(LOG_LEVEL_WARN, rc, "store: expiry slice failed");
+			sweep_pace_hold(&s->sweep);
+			return;
+		}
+		sweep_pace_done(&s->sweep, n, removed, usec, wrapped);
+		if (removed > 0) {
+			s->unsynced = true;
+			pthread_mutex_lock(&s->lock);
+			s->stats.expired += removed;
+			pthread_mutex_unlock(&s->lock);
+		}
+		if (wrapped) {
+			s->next_pass = now + SWEEP_PASS_INTERVAL;
+			return;
+		}
+		if (sweep_should_yield(s))
+			return;
+	}
+}
+
+/* Housekeeping between batches: the live whitelist, relaxed sync, sweep. */
 static void
 housekeeping(store_t *s, const struct engine_params *p)
 {
 	time_t now = time(NULL);
-	size_t removed;
-	bool wrapped;
 	int rc;
 
 	if (now != s->last_wl_check) {
@@ -171,21 +240,7 @@ housekeeping(store_t *s, const struct engine_params *p)
 		s->unsynced = false;
 		s->last_sync = now;
 	}
-	if (now == s->last_sweep || now < s->next_pass)
-		return;
-	s->last_sweep = now;
-	rc = db_expire_slice(s->db, now, p, SWEEP_BUDGET, &removed, &wrapped);
-	if (rc < 0) {
-		log_errno(LOG_LEVEL_WARN, rc, "store: expiry slice failed");
-		return;
-	}
-	if (removed > 0)
-		s->unsynced = true;
-	if (wrapped)
-		s->next_pass = now + SWEEP_PASS_INTERVAL;
-	pthread_mutex_lock(&s->lock);
-	s->stats.expired += removed;
-	pthread_mutex_unlock(&s->lock);
+	sweep(s, now, p);
 }
 
 static void
