@@ -28,7 +28,10 @@
 # verified names in relay-bench.test, senders in dK.spf-bench.test, whose
 # SPF includes the relay's (loadgen --spf-fraction).
 # Each round also runs lmdb_probe, the raw LMDB group-commit ceiling on
-# the same filesystem.  It prints figures and a table; it never fails on a figure.
+# the same filesystem.  After the rounds it runs tests/bench/scale.sh on
+# preloaded databases of BENCH_SCALE_SIZES triplets (10k and 10M).  It
+# prints figures and tables, the last one issue 13's with every target
+# next to its figure, "met" or "not met"; it never fails on a figure.
 # See tests/bench/README for the columns.
 #
 # Environment (defaults in brackets):
@@ -52,6 +55,12 @@
 #                             on the filesystem whose disk you want to measure
 #   BENCH_KEEP [no]           yes: keep the temporary directory (logs, results)
 #   BENCH_INSTALL [yes]       yes: apt-get install postgrey if missing (root)
+#   BENCH_SCALE_SIZES ["10000 10000000"]  preloaded sizes for scale.sh (its
+#                             SCALE_SIZES; "" skips the scale runs); the
+#                             first is the reference of the ratios.  The
+#                             other SCALE_* variables reach scale.sh as set;
+#                             SCALE_TMPDIR defaults to BENCH_TMPDIR's choice
+#                             and SCALE_KEEP to BENCH_KEEP.
 
 set -u
 
@@ -76,6 +85,8 @@ servers=${BENCH_SERVERS:-noop greyhold greyhold-relaxed greyhold-redis greyhold-
 probe_seconds=${BENCH_PROBE_SECONDS:-2}
 keep=${BENCH_KEEP:-no}
 install=${BENCH_INSTALL:-yes}
+# Unset: the default; set and empty: no scale runs.
+scale_sizes=${BENCH_SCALE_SIZES-10000 10000000}
 
 loadgen=$build/tests/bench/loadgen
 noop=$build/tests/bench/noop_server
@@ -99,6 +110,7 @@ server_pid=
 store_pid=
 unbound_pid=
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	if [ -n "$server_pid" ]; then
 		stop_server "$server_pid" 15
@@ -123,6 +135,7 @@ trap 'exit 130' INT TERM
 
 bench_name=compare.sh
 next_port=$((20000 + $$ % 20000))
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 # ---- postgrey ---------------------------------------------------------------
@@ -366,6 +379,11 @@ echo "load: $conns connections, one request in flight each, TCP loopback;" \
 [ "$have_unbound" = yes ] && echo "unbound: $("$unbound" -V 2>/dev/null | head -n 1)" \
 	"on 127.0.0.1:$unbound_port for greyhold-dns-on"
 [ -n "$dns_opts" ] && echo "DNS rows (greyhold-dns-off, greyhold-dns-on) also get: $dns_opts"
+if [ -n "$scale_sizes" ]; then
+	echo "then scale.sh on preloaded databases of $scale_sizes triplets (BENCH_SCALE_SIZES)"
+else
+	echo "no scale runs (BENCH_SCALE_SIZES is empty)"
+fi
 echo
 
 # ---- the LMDB ceiling ---------------------------------------------------------
@@ -415,6 +433,7 @@ start_server() {
 			pick_port
 			metrics_port=$port
 			# $dns_opts unquoted: several options, split on blanks.
+			# shellcheck disable=SC2086
 			set -- "$@" -o "metrics_listen=127.0.0.1:$metrics_port" $dns_opts
 			;;
 		esac
@@ -539,10 +558,26 @@ while [ "$r" -le "$rounds" ]; do
 done
 echo
 
-# ---- the table -----------------------------------------------------------------
+# ---- the scale runs --------------------------------------------------------------
+
+# scale.sh does the work (its own variables, its own output and table);
+# its SCALE lines join results.txt for the last table.  Its databases go
+# beside this run's temporary directory, on the disk the rounds measured.
+if [ -n "$scale_sizes" ]; then
+	echo "scale runs: sh tests/bench/scale.sh with SCALE_SIZES=\"$scale_sizes\""
+	SCALE_SIZES=$scale_sizes SCALE_TMPDIR=${SCALE_TMPDIR:-$parent} \
+	SCALE_KEEP=${SCALE_KEEP:-$keep} SCALE_RESULTS=$results \
+		sh "$here/scale.sh" "$build"
+	st=$?
+	[ "$st" != 0 ] && echo "compare.sh: scale.sh exited with status $st"
+	echo
+fi
+
+# ---- the tables ----------------------------------------------------------------
 
 awk -v plan="$plan" -v conns="$conns" -v spf="$spf_fraction" \
-	-v spf_domains="$spf_domains" -v dns_opts="$dns_opts" '
+	-v spf_domains="$spf_domains" -v dns_opts="$dns_opts" \
+	-v servers=" $servers " -v scale_sizes="$scale_sizes" '
 function median(list,    a, n, i, j, t) {
 	n = split(list, a, " ")
 	if (n == 0) return ""
@@ -554,6 +589,35 @@ function median(list,    a, n, i, j, t) {
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
+# round_ratio(X, A, Y, B): X[A, r] / Y[B, r] in every round r that has
+# both, then the median of those ratios ("" when no round has both).
+function round_ratio(x, a, y, b,    r, s) {
+	s = ""
+	for (r in rounds)
+		if (((a, r) in x) && ((b, r) in y) && y[b, r] > 0)
+			s = s " " sprintf("%.4f", x[a, r] / y[b, r])
+	return median(s)
+}
+function fx(v) { return v == "" ? "-" : sprintf("%.2fx", v) }
+function us(v) { return v == "" ? "-" : sprintf("%.1f", v) }
+# target(TEXT, SHOWN, OP, LIMIT): the target, whether the figure as
+# printed (SHOWN, "0.72x" or "5.3 us": its leading number) meets it, and
+# the figure.  Judging the printed figure keeps what is read and what is
+# judged the same.
+function target(text, shown, op, lim,    f) {
+	if (shown == "" || shown == "-") return text ": not measured"
+	f = shown + 0
+	return text ": " ((op == ">=" ? f >= lim : f <= lim) ? "met" : "not met") " (" shown ")"
+}
+function human(n) {
+	if (n >= 1000000 && n % 1000000 == 0) return (n / 1000000) "M"
+	if (n >= 1000 && n % 1000 == 0) return (n / 1000) "k"
+	return n
+}
+function dashes(n,    d) { d = ""; while (n-- > 0) d = d "-"; return d }
+function row(w, g, xn, xp, t) {
+	printf "| %-32s | %-64s | %-46s | %-10s | %s |\n", w, g, xn, xp, t
+}
 /^PROBE/ {
 	delete v
 	for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -568,6 +632,7 @@ function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
 	split(v["name"], nm, ":")
 	key = nm[1] ":" nm[2]; round = nm[3]
 	rps[key, round] = v["rps"]
+	p99r[key, round] = v["p99_us"]
 	add(rpsl, key, v["rps"])
 	add(p99l, key, v["p99_us"])
 	if (v["cpu_us_per_req"] >= 0) {
@@ -599,6 +664,19 @@ function add(arr, key, v) { arr[key] = (key in arr) ? arr[key] " " v : v }
 	}
 	next
 }
+# scale.sh: requests/s of the lookup-heavy and insert-heavy runs per size.
+/^SCALE/ {
+	delete v
+	for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	if ("skipped" in v) {
+		scale_skip[v["n"]] = sprintf("needs %d MiB free, had %d",
+			v["need_kb"] / 1024, v["avail_kb"] / 1024)
+		next
+	}
+	if (v["run"] == "lookup" || v["run"] == "insert")
+		scale_rps[v["n"], v["run"]] = v["rps"]
+	next
+}
 END {
 	printf "%-17s %-8s %9s %15s %8s %8s %9s %9s %6s\n", "server", "workload",
 		"req/s", "(min-max)", "x no-op", "p99 ms", "cpu us/r", "RssAnon", "bad"
@@ -607,21 +685,13 @@ END {
 		key = items[i]
 		if (!(key in rpsl)) continue
 		split(key, kw, ":")
-		# ratio to the no-op server, round by round, then the median
-		ratios = ""
-		for (r in rounds) {
-			nk = "noop:" kw[2]
-			if (((key, r) in rps) && ((nk, r) in rps) && rps[nk, r] > 0)
-				ratios = ratios " " sprintf("%.4f", rps[key, r] / rps[nk, r])
-		}
 		m = split(rpsl[key], all, " "); lo = all[1]; hi = all[1]
 		for (j = 2; j <= m; j++) { if (all[j] + 0 < lo + 0) lo = all[j]; if (all[j] + 0 > hi + 0) hi = all[j] }
-		med[key] = median(rpsl[key]); ratio[key] = median(ratios)
+		med[key] = median(rpsl[key]); ratio[key] = round_ratio(rps, key, rps, "noop:" kw[2])
 		p99[key] = median(p99l[key]) / 1000; cpu[key] = median(cpul[key])
 		printf "%-17s %-8s %9.0f %15s %8s %8.2f %9s %7s kB %6d\n", kw[1], kw[2],
 			med[key], lo "-" hi, (ratio[key] == "" ? "-" : sprintf("%.3f", ratio[key])),
-			p99[key], (cpu[key] == "" ? "-" : sprintf("%.1f", cpu[key])),
-			(rss[key] < 0 ? "-" : rss[key]), bad[key]
+			p99[key], us(cpu[key]), (rss[key] < 0 ? "-" : rss[key]), bad[key]
 	}
 	for (i = 1; i <= n; i++) {
 		key = items[i]
@@ -636,53 +706,22 @@ END {
 		printf "LMDB ceiling (lmdb_probe, same filesystem, median of rounds): %d inserts/s with 64 per synced commit (%.2f ms per commit), %d with MDB_NOMETASYNC, %d unsynced, %d with one insert per synced commit\n",
 			probe["sync:64"], commit_ms["sync:64"], probe["nometasync:64"],
 			probe["nosync:64"], probe["sync:1"]
-	print "figures against issue 7 (no pass/fail):"
-	# greyhold against the ceiling measured in the same round
-	split("greyhold:new sync:64 greyhold-relaxed:new nosync:64", pairs, " ")
-	for (i = 1; i <= 3; i += 2) {
-		ratios = ""
-		for (r in rounds)
-			if (((pairs[i], r) in rps) && ((pairs[i + 1], r) in probe_r) && probe_r[pairs[i + 1], r] > 0)
-				ratios = ratios " " sprintf("%.4f", rps[pairs[i], r] / probe_r[pairs[i + 1], r])
-		ceiling[pairs[i]] = median(ratios)
-	}
-	if (ceiling["greyhold:new"] != "")
-		printf "  greyhold new / LMDB synced 64-batch ceiling      %.2f   (target >= 0.9; same-round ratios, median)\n",
-			ceiling["greyhold:new"]
-	if (ceiling["greyhold-relaxed:new"] != "")
-		printf "  greyhold-relaxed new / LMDB unsynced ceiling     %.2f\n", ceiling["greyhold-relaxed:new"]
-	if (("greyhold:retry" in ratio) && ratio["greyhold:retry"] != "")
-		printf "  greyhold retry / no-op                           %.2f   (target >= 0.6)\n", ratio["greyhold:retry"]
-	if (("greyhold-relaxed:new" in ratio) && ratio["greyhold-relaxed:new"] != "")
-		printf "  greyhold-relaxed new / no-op                     %.2f   (target >= 0.5)\n", ratio["greyhold-relaxed:new"]
-	if (("greyhold:retry" in p99) && ("noop:retry" in p99) && p99["noop:retry"] > 0)
-		printf "  greyhold retry p99 / no-op p99                   %.1f    (target <= 3)\n",
-			p99["greyhold:retry"] / p99["noop:retry"]
+	# The figures of this run that the last table has no column for.
+	more = ""
+	x = round_ratio(rps, "greyhold-relaxed:new", probe_r, "nosync:64")
+	if (x != "")
+		more = more sprintf("  greyhold-relaxed new / LMDB unsynced ceiling (same round)  %.2f\n", x)
 	if (("greyhold:new" in p99) && ("sync:64" in commit_ms))
-		printf "  greyhold new p99 - (one commit + 1 ms)           %+.2f ms (target <= 0)\n",
-			p99["greyhold:new"] - commit_ms["sync:64"] - 1
-	for (k in cpu) if (k ~ /^greyhold/ && cpu[k] != "") {
-		if (k in scpul)
-			printf "  %-24s cpu per request             %.1f us, redis-server %.1f us more (target <= 10)\n",
-				k, cpu[k], median(scpul[k])
-		else
-			printf "  %-24s cpu per request             %.1f us (target <= 10)\n", k, cpu[k]
-	}
-	if (("greyhold-redis:new" in ratio) && ratio["greyhold-redis:new"] != "")
-		printf "  greyhold-redis new / no-op                       %.2f\n", ratio["greyhold-redis:new"]
-	if (("greyhold-redis:retry" in ratio) && ratio["greyhold-redis:retry"] != "")
-		printf "  greyhold-redis retry / no-op                     %.2f\n", ratio["greyhold-redis:retry"]
-	if (("greyhold-redis:retry" in p99) && ("noop:retry" in p99) && p99["noop:retry"] > 0)
-		printf "  greyhold-redis retry p99 / no-op p99             %.1f\n",
-			p99["greyhold-redis:retry"] / p99["noop:retry"]
-	if (("greyhold:new" in med) && ("postgrey:new" in med) && med["postgrey:new"] > 0)
-		printf "  greyhold / postgrey, new                         %.1fx\n", med["greyhold:new"] / med["postgrey:new"]
-	if (("greyhold:retry" in med) && ("postgrey:retry" in med) && med["postgrey:retry"] > 0)
-		printf "  greyhold / postgrey, retry                       %.1fx\n", med["greyhold:retry"] / med["postgrey:retry"]
+		more = more sprintf("  greyhold new p99 - (one synced commit + 1 ms)               %+.2f ms\n",
+			p99["greyhold:new"] - commit_ms["sync:64"] - 1)
+	x = round_ratio(p99r, "greyhold-redis:retry", p99r, "noop:retry")
+	if (x != "")
+		more = more sprintf("  greyhold-redis retry p99 / no-op p99 (same round)           %.2f\n", x)
+	if (more != "")
+		printf "more figures of this run (no target in issue 13):\n%s", more
 
 	# ---- DNS: smart rules off against on with a warm cache (issue 12)
-	if (!("greyhold-dns-off:new" in rpsl) && !("greyhold-dns-on:new" in rpsl))
-		exit
+	if (("greyhold-dns-off:new" in rpsl) || ("greyhold-dns-on:new" in rpsl)) {
 	print ""
 	printf "DNS (issue 12): greyhold with the smart rules off, and on against unbound on 127.0.0.1 (warm cache);\n"
 	printf "%s%% of requests from relay senders (verified name, SPF via an include, probe, name identity; %s domains)\n",
@@ -698,24 +737,22 @@ END {
 		for (k = 1; k <= 2; k++) {
 			key = kinds[k] ":" wls[w]
 			if (!(key in rpsl)) continue
-			# on/off round by round, then the median
-			ratios = ""; per = ""; cratios = ""
-			for (r in rounds) {
-				ok = "greyhold-dns-off:" wls[w]
-				if (k == 2 && ((key, r) in rps) && ((ok, r) in rps) && rps[ok, r] > 0)
-					ratios = ratios " " sprintf("%.4f", rps[key, r] / rps[ok, r])
-				if (k == 2 && ((key, r) in cpur) && ((ok, r) in cpur) && cpur[ok, r] > 0)
-					cratios = cratios " " sprintf("%.4f", cpur[key, r] / cpur[ok, r])
+			ok = "greyhold-dns-off:" wls[w]
+			onoff[key] = ""; conoff[key] = ""
+			if (k == 2) {
+				onoff[key] = round_ratio(rps, key, rps, ok)
+				conoff[key] = round_ratio(cpur, key, cpur, ok)
+			}
+			per = ""
+			for (r in rounds)
 				if (((key, r) in dns_lookups) && reqs[key, r] > 0)
 					per = per " " sprintf("%.4f", dns_lookups[key, r] / reqs[key, r])
-			}
-			onoff[key] = median(ratios); conoff[key] = median(cratios)
 			lpr = median(per); hit = median(hitl[key])
 			d50 = median(dp50l[key]); d99 = median(dp99l[key])
 			printf "%-28s %-8s %9.0f %7s %7.2f %8s %7s %11s %10s %10s %10s %5d\n",
 				(k == 1 ? "greyhold DNS off" : "greyhold DNS on, warm cache"), wls[w],
 				med[key], (onoff[key] == "" ? "-" : sprintf("%.3f", onoff[key])),
-				p99[key], (cpu[key] == "" ? "-" : sprintf("%.1f", cpu[key])),
+				p99[key], us(cpu[key]),
 				(conoff[key] == "" ? "-" : sprintf("%.2f", conoff[key])),
 				(lpr == "" ? "-" : sprintf("%.2f", lpr)),
 				(hit == "" ? "-" : sprintf("%.1f %%", 100 * hit)),
@@ -741,5 +778,110 @@ END {
 	if ("greyhold-dns-on:new" in dp99l)
 		printf "  DNS lookup p99 in greyhold (new, every lookup)   %.3f ms\n",
 			median(dp99l["greyhold-dns-on:new"]) / 1000
+	}
+
+	# ---- issue 13: the targets, every ratio taken within this run
+	nr = 0
+	for (r in rounds) nr++
+	print ""
+	printf "issue 13: greyhold against its targets (this run; each ratio taken round by round, median of %d round%s)\n",
+		nr, (nr == 1 ? "" : "s")
+	row("workload", "greyhold", "x no-op server", "x postgrey", "target")
+	printf "|%s|%s|%s|%s|%s|\n", dashes(34), dashes(66), dashes(48), dashes(12), dashes(8)
+
+	k = "greyhold:retry"
+	if (k in rpsl) {
+		xn = round_ratio(rps, k, rps, "noop:retry")
+		xq = round_ratio(p99r, k, p99r, "noop:retry")
+		row("retries of passed triplets",
+			sprintf("%.0f req/s, %s us CPU/req, p99 %.2f ms", med[k], us(cpu[k]), p99[k]),
+			fx(xn) ", p99 " fx(xq) " no-op p99",
+			fx(round_ratio(rps, k, rps, "postgrey:retry")),
+			target(">= 0.6x no-op", fx(xn), ">=", 0.6) "; " \
+			target("<= 8 us CPU/req", (cpu[k] == "" ? "" : us(cpu[k]) " us"), "<=", 8) "; " \
+			target("p99 <= 3x no-op p99", fx(xq), "<=", 3))
+	} else
+		row("retries of passed triplets", "not run", "-", "-",
+			">= 0.6x no-op, <= 8 us CPU/req, p99 <= 3x no-op p99: not measured")
+
+	k = "greyhold:new"
+	if (k in rpsl) {
+		xn = round_ratio(rps, k, rps, "noop:new")
+		xp = round_ratio(rps, k, probe_r, "sync:64")
+		row("new triplets, durable default",
+			sprintf("%.0f req/s, %s us CPU/req, p99 %.2f ms", med[k], us(cpu[k]), p99[k]),
+			fx(xn) "; " fx(xp) " lmdb_probe sync batch 64" \
+			(("sync:64" in probe) ? sprintf(" (%d/s)", probe["sync:64"]) : ""),
+			fx(round_ratio(rps, k, rps, "postgrey:new")),
+			target(">= 0.9x that probe", fx(xp), ">=", 0.9))
+	} else
+		row("new triplets, durable default", "not run", "-", "-",
+			">= 0.9x that probe: not measured")
+
+	k = "greyhold-relaxed:new"
+	if (k in rpsl) {
+		xn = round_ratio(rps, k, rps, "noop:new")
+		row("new triplets, relaxed durability",
+			sprintf("%.0f req/s, %s us CPU/req, p99 %.2f ms", med[k], us(cpu[k]), p99[k]),
+			fx(xn), "-", target(">= 0.5x no-op", fx(xn), ">=", 0.5))
+	} else
+		row("new triplets, relaxed durability", "not run", "-", "-",
+			">= 0.5x no-op: not measured")
+
+	# scale.sh: every size against the first one given (10k by default)
+	m = 0
+	ns = split(scale_sizes, sz, " ")
+	for (i = 1; i <= ns; i++)
+		if (sz[i] ~ /^[0-9]+$/ && sz[i] + 0 >= 1000) size[++m] = sz[i] + 0
+	ref = size[1]
+	for (i = 2; i <= m; i++) {
+		s = size[i]
+		lab = human(s) " preloaded triplets"
+		if (s in scale_skip) {
+			row(lab, "not run: " scale_skip[s], "-", "-", ">= 0.8x: not measured")
+			continue
+		}
+		if (!((s, "lookup") in scale_rps) || !((ref, "lookup") in scale_rps)) {
+			row(lab, "no result (see scale.sh above)", "-", "-", ">= 0.8x: not measured")
+			continue
+		}
+		lr = (scale_rps[ref, "lookup"] > 0) ? scale_rps[s, "lookup"] / scale_rps[ref, "lookup"] : ""
+		ir = ""
+		if (((s, "insert") in scale_rps) && ((ref, "insert") in scale_rps) && scale_rps[ref, "insert"] > 0)
+			ir = scale_rps[s, "insert"] / scale_rps[ref, "insert"]
+		row(lab,
+			sprintf("lookups %s, inserts %s of %s (%d/%d, %d/%d req/s)", fx(lr), fx(ir), human(ref),
+				scale_rps[s, "lookup"], scale_rps[ref, "lookup"],
+				scale_rps[s, "insert"], scale_rps[ref, "insert"]),
+			"-", "-",
+			target("lookups >= 0.8x", fx(lr), ">=", 0.8) "; " target("inserts >= 0.8x", fx(ir), ">=", 0.8))
+	}
+
+	# the DNS rows: smart rules on (warm cache) against off, same round
+	if (servers ~ / greyhold-dns-on /) {
+		split("retry new", wls, " ")
+		for (w = 1; w <= 2; w++) {
+			k = "greyhold-dns-on:" wls[w]
+			lab = "DNS on, warm cache, " (wls[w] == "new" ? "new triplets" : "retries")
+			if (wls[w] == "new")
+				t = ">= 0.5x DNS off"
+			else
+				t = "keep DNS off throughput (no number to judge)"
+			if (!(k in rpsl)) {
+				row(lab, "not run", "-", "-", t ": not measured")
+				continue
+			}
+			xo = round_ratio(rps, k, rps, "greyhold-dns-off:" wls[w])
+			xc = round_ratio(cpur, k, cpur, "greyhold-dns-off:" wls[w])
+			row(lab,
+				sprintf("%.0f req/s, %s us CPU/req; %s DNS off req/s, %s its CPU",
+					med[k], us(cpu[k]), fx(xo), fx(xc)),
+				fx(round_ratio(rps, k, rps, "noop:" wls[w])),
+				fx(round_ratio(rps, k, rps, "postgrey:" wls[w])),
+				(wls[w] == "new" ? target(t, fx(xo), ">=", 0.5) : t ": " fx(xo)))
+		}
+	}
+	if (m < 2)
+		print "(no preloaded-database row: BENCH_SCALE_SIZES " (m == 0 ? "is empty" : "has one size") ")"
 }' "$results"
 exit 0

@@ -22,6 +22,7 @@ stop_server() {
 		if [ $sp_n -eq 50 ]; then
 			kill -TERM "$sp_pid" 2>/dev/null
 		elif [ $sp_n -ge $sp_limit ]; then
+			# shellcheck disable=SC2154 # set by the caller
 			echo "$bench_name: server $sp_pid ignores SIGTERM, killing it" >&2
 			kill -KILL "$sp_pid" 2>/dev/null
 			break
@@ -41,6 +42,7 @@ pick_port() {
 	while port_in_use "$next_port"; do
 		next_port=$((next_port + 1))
 	done
+	# shellcheck disable=SC2034 # read by the caller
 	port=$next_port
 	next_port=$((next_port + 1))
 }

@@ -38,6 +38,8 @@
 #   SCALE_TMPDIR [$TMPDIR or /tmp]  where the databases go (the disk measured)
 #   SCALE_KEEP [no]             yes: keep the temporary directory (the
 #                               databases are removed all the same)
+#   SCALE_RESULTS []            a file to which the SCALE lines are appended
+#                               at the end (compare.sh reads them there)
 
 set -u
 
@@ -58,6 +60,7 @@ pending_share=${SCALE_PENDING:-0.05}
 attrs=${SCALE_ATTRS:-full}
 ipv6=${SCALE_IPV6_FRACTION:-0.2}
 keep=${SCALE_KEEP:-no}
+results_out=${SCALE_RESULTS:-}
 seed=1
 # The sweep examines at least this many records a second (SWEEP_FLOOR,
 # src/lib/sweep.h), more on a big or growing table or with a backlog.
@@ -110,6 +113,7 @@ trap 'exit 130' INT TERM
 
 bench_name=scale.sh
 next_port=$((20000 + ($$ + 7919) % 20000))
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 now_s() {
@@ -480,6 +484,8 @@ for size in $sizes; do
 	[ "$size" -lt 1000 ] && { echo "scale.sh: size $size is below 1000; skipped" >&2; continue; }
 	run_size "$size"
 done
+
+[ -n "$results_out" ] && grep '^SCALE' "$results" >> "$results_out"
 
 # ---- the table ------------------------------------------------------------------
 
