@@ -27,10 +27,14 @@
 #include <strings.h>
 
 #include "addr.h"
+#include "suffix_memo.h"
 
 struct ident {
 	const psl_ctx_t *psl;	/* what lookups use */
 	psl_ctx_t *owned;	/* freed at close; NULL for the built-in list */
+	/* The lookups' answers, remembered (locked inside: logically the
+	   handle stays read-only). */
+	suffix_memo_t *memo;
 	char source[128];
 };
 
@@ -73,6 +77,11 @@ ident_open(ident_t **out, const char *psl_file, char *err, size_t errsz)
 		free(id);
 		return -ENOENT;
 	}
+	if (suffix_memo_new(&id->memo, id->psl) < 0) {
+		psl_free(id->owned);
+		free(id);
+		return -ENOMEM;
+	}
 	*out = id;
 	return 0;
 }
@@ -82,6 +91,7 @@ ident_close(ident_t *id)
 {
 	if (id == NULL)
 		return;
+	suffix_memo_free(id->memo);
 	psl_free(id->owned);
 	free(id);
 }
@@ -158,7 +168,7 @@ name_canon(char *out, size_t outsz, const char *name, size_t len,
 static int
 org_of_canon(const ident_t *id, const char *canon, const char **org)
 {
-	*org = psl_registrable_domain(id->psl, canon);
+	*org = suffix_memo_registrable(id->memo, canon);
 	return *org == NULL ? -ENOENT : 0;
 }
 

@@ -9,9 +9,9 @@
  * of a platform such as github.io are told apart).
  *
  * Ownership: ident_open() loads the list once at start; the ident_t is
- * read-only afterwards, so any number of threads may use one handle at once
- * (libpsl's lookups only read the context).  ident_close() frees it when
- * no thread uses it any more.
+ * read-only afterwards but for a memo of libpsl's answers, which locks
+ * itself (suffix_memo.h), so any number of threads may use one handle at
+ * once.  ident_close() frees it when no thread uses it any more.
  *
  * Names are handled as Postfix passes them: ASCII, internationalised
  * labels in their A-label form (xn--...), any case, one optional trailing
