@@ -181,13 +181,16 @@ queue_record(struct loader *l, enum db_table table, const char *key,
 	     size_t len, const struct record *r)
 {
 	char k[1 + TRIPLET_MAX_KEY];
+	uint8_t v[RECORD_SIZE];
 	int rc;
 
 	if (len > TRIPLET_MAX_KEY)
 		return -E2BIG;
 	k[0] = (char)table;
 	memcpy(k + 1, key, len);
-	rc = extsort_add(l->sort, k, 1 + len, r, sizeof(*r));
+	/* the stored encoding: no padding bytes go to the temporary file */
+	record_encode(v, r);
+	rc = extsort_add(l->sort, k, 1 + len, v, sizeof(v));
 	if (rc < 0)
 		l->sort_rc = rc;
 	return rc;
@@ -385,9 +388,10 @@ merge_sorted(struct loader *l)
 	while (rc == 0 && (rc = extsort_next(l->sort, &it)) == 1) {
 		const unsigned char *k = it.key;
 
-		memcpy(&r, it.val, sizeof(r));
-		rc = batch_add(&l->b, (enum db_table)k[0], (const char *)k + 1,
-			       it.key_len - 1, &r);
+		rc = record_decode(&r, it.val, it.val_len);
+		if (rc == 0)
+			rc = batch_add(&l->b, (enum db_table)k[0],
+				       (const char *)k + 1, it.key_len - 1, &r);
 	}
 	if (rc == 0)
 		rc = batch_flush(&l->b);
