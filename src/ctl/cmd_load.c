@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,7 +456,8 @@ parse_load_options(int argc, char **argv, size_t *memory, const char **path)
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch != 'm' || !parse_u64_arg(optarg, LOAD_MAX_MEMORY_MIB,
-						&mib) || mib == 0) {
+						&mib) || mib == 0 ||
+		    mib > SIZE_MAX >> 20) {
 			if (ch == 'm')
 				fprintf(stderr, "greyholdctl: --memory takes "
 					"mebibytes, 1 to %d\n",
