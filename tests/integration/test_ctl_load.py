@@ -223,6 +223,12 @@ class LoadSorted(GreyholdTestCase):
         self.assertEqual(len(parse_dump(self.dump(self.db("u")))),
                          len(lines))
         self.assertNoTempFiles(self.db("s"), self.db("t"), self.db("u"))
+        # --memory takes mebibytes, at least one
+        for bad in ("0", "x", "-1"):
+            r = self.load(self.db("v"), lines[:10], "--memory", bad,
+                          expected=2)
+            self.assertIn("--memory", r.stderr)
+        self.assertFalse(os.path.exists(self.db("v")))
 
     def test_temporary_file_has_no_name_even_when_killed(self):
         lines = [line for line in record_lines(N, 11)
