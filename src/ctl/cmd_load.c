@@ -4,16 +4,32 @@
  *
  * Every line is checked before its record is queued: field count,
  * %XX escapes, numbers in range, key parts without NUL, whitelist entries
- * as the daemon checks them.  Records are merged DB_CHUNK at a time
- * (batch.c): a record already there keeps the earlier first-seen time,
- * the later last-seen time and the larger count, so loading twice changes
- * nothing.  Loading stops at the first bad line with its file and number
- * (-EINVAL); everything before it has been loaded.
+ * as the daemon checks them.  Triplet and client records are not written
+ * as they are read: they are queued in an external sort (extsort.h, in
+ * --memory MiB, runs spilled to a nameless file in $TMPDIR or the
+ * database directory) and, once the input ends or a bad line stops it,
+ * merged in (database, key) order DB_CHUNK at a time (batch.c).  In key
+ * order a transaction touches a few neighbouring leaf pages instead of
+ * one page per record, which is what made loading a dump in random
+ * order slow; equal keys keep the order of the file, so the result and
+ * the counts are those of merging line by line.  A record already there
+ * keeps the earlier first-seen time, the later last-seen time and the
+ * larger count, so loading twice changes nothing.  Live whitelist
+ * entries are few and written as their lines are read, as before.
+ *
+ * Loading stops at the first bad line with its file and number
+ * (-EINVAL); every record before it is still merged, so everything
+ * before it has been loaded.  A database error while merging leaves the
+ * transactions committed so far: a prefix of the key order, not of the
+ * file (loading again completes it).  When the sort itself fails (no
+ * room for its temporary file), no triplet or client record is written.
  */
 #include "cmd_load.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +37,17 @@
 #include "args.h"
 #include "batch.h"
 #include "cmd_dump.h"
+#include "extsort.h"
 #include "whitelist.h"
 
 #define DUMP_MAX_LINE 8192
+
+/*
+ * Memory for sorting, MiB: 64 MiB holds about 600k triplets of a typical
+ * size (key, record and index about 110 bytes each).
+ */
+#define LOAD_MEMORY_MIB 64
+#define LOAD_MAX_MEMORY_MIB (1024 * 1024)
 
 #define LOAD_MAX_FIELDS 8
 
@@ -40,6 +64,9 @@ struct loader {
 	size_t wl;
 	struct field f[LOAD_MAX_FIELDS];
 	size_t nf;
+	extsort_t *sort;
+	int sort_rc;		/* the sort failed: nothing is merged */
+	int merge_rc;		/* merging what was sorted failed */
 	struct batch b;
 };
 
@@ -146,6 +173,30 @@ load_record_fields(struct loader *l, struct record *r)
 	return 0;
 }
 
+/*
+ * Queue a triplet or client record for the sort, keyed by its table and
+ * then its stored key: the order of the database's pages.
+ */
+static int
+queue_record(struct loader *l, enum db_table table, const char *key,
+	     size_t len, const struct record *r)
+{
+	char k[1 + TRIPLET_MAX_KEY];
+	uint8_t v[RECORD_SIZE];
+	int rc;
+
+	if (len > TRIPLET_MAX_KEY)
+		return -E2BIG;
+	k[0] = (char)table;
+	memcpy(k + 1, key, len);
+	/* the stored encoding: no padding bytes go to the temporary file */
+	record_encode(v, r);
+	rc = extsort_add(l->sort, k, 1 + len, v, sizeof(v));
+	if (rc < 0)
+		l->sort_rc = rc;
+	return rc;
+}
+
 static bool
 key_field_ok(const struct field *f, size_t min, size_t max)
 {
@@ -178,7 +229,7 @@ load_triplet(struct loader *l)
 	key[c->len + 1 + s->len] = '\0';
 	memcpy(key + c->len + 2 + s->len, t->buf, t->len);
 	len = c->len + 2 + s->len + t->len;
-	return batch_add(&l->b, DB_TRIPLETS, key, len, &r);
+	return queue_record(l, DB_TRIPLETS, key, len, &r);
 }
 
 /* A hashed key part: exactly PRIVACY_HASH_BYTES bytes in hex. */
@@ -217,7 +268,8 @@ load_hashed(struct loader *l, enum db_table table, size_t nparts)
 			return load_error(l, "field %zu: not %d hex digits",
 					  5 + i, 2 * PRIVACY_HASH_BYTES);
 	}
-	return batch_add(&l->b, table, key, 1 + nparts * PRIVACY_HASH_BYTES, &r);
+	return queue_record(l, table, key, 1 + nparts * PRIVACY_HASH_BYTES,
+			    &r);
 }
 
 static int
@@ -234,7 +286,7 @@ load_client(struct loader *l)
 	if (!key_field_ok(&l->f[4], 1, TRIPLET_MAX_CLIENT - 1))
 		return load_error(l, "client is empty, too long or "
 				  "contains %%00");
-	return batch_add(&l->b, DB_CLIENTS, l->f[4].buf, l->f[4].len, &r);
+	return queue_record(l, DB_CLIENTS, l->f[4].buf, l->f[4].len, &r);
 }
 
 static int
@@ -326,14 +378,38 @@ load_line(struct loader *l, char *line, size_t len)
 			  "CH)");
 }
 
-/* Read every line; the batch is flushed whatever happens. */
+/* Merge everything queued, in key order, DB_CHUNK records at a time. */
+static int
+merge_sorted(struct loader *l)
+{
+	struct extsort_item it;
+	struct record r;
+	int rc = extsort_finish(l->sort);
+
+	while (rc == 0 && (rc = extsort_next(l->sort, &it)) == 1) {
+		const unsigned char *k = it.key;
+
+		rc = record_decode(&r, it.val, it.val_len);
+		if (rc == 0)
+			rc = batch_add(&l->b, (enum db_table)k[0],
+				       (const char *)k + 1, it.key_len - 1, &r);
+	}
+	if (rc == 0)
+		rc = batch_flush(&l->b);
+	return rc;
+}
+
+/*
+ * Read every line; what was queued before the end or the first bad line
+ * is merged whatever happens, unless the sort failed.
+ */
 static int
 load_stream(struct loader *l, FILE *in)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int rc = 0, frc;
+	int rc = 0;
 
 	while (rc == 0 && (len = getline(&line, &cap, in)) >= 0) {
 		l->line++;
@@ -347,8 +423,10 @@ load_stream(struct loader *l, FILE *in)
 	if (rc == 0 && !l->header_seen)
 		rc = load_error(l, "empty input: no dump header");
 	free(line);
-	frc = batch_flush(&l->b);
-	return rc != 0 ? rc : frc;
+	if (l->sort_rc != 0)
+		return l->sort_rc;
+	l->merge_rc = merge_sorted(l);
+	return rc != 0 ? rc : l->merge_rc;
 }
 
 static FILE *
@@ -365,43 +443,108 @@ open_input(const char *path)
 	return f;
 }
 
+static int
+parse_load_options(int argc, char **argv, size_t *memory, const char **path)
+{
+	static const struct option opts[] = {
+		{"memory", required_argument, NULL, 'm'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t mib;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'm' || !parse_u64_arg(optarg, LOAD_MAX_MEMORY_MIB,
+						&mib) || mib == 0 ||
+		    mib > SIZE_MAX >> 20) {
+			if (ch == 'm')
+				fprintf(stderr, "greyholdctl: --memory takes "
+					"mebibytes, 1 to %d\n",
+					LOAD_MAX_MEMORY_MIB);
+			return EXIT_ERROR;
+		}
+		*memory = (size_t)mib << 20;
+	}
+	if (argc - optind > 1)
+		return -1;
+	*path = argc - optind == 1 ? argv[optind] : NULL;
+	return 0;
+}
+
+/* Where the sort's runs go: $TMPDIR, else next to the database. */
+static const char *
+sort_dir(const struct ctl *ctl)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t != NULL && t[0] != '\0' ? t : ctl->dbdir;
+}
+
+static void
+report_load(const struct ctl *ctl, const struct loader *l, int rc)
+{
+	if (l->sort_rc != 0) {
+		fprintf(stderr, "greyholdctl: cannot sort the dump in %s: %s; "
+			"no triplet or client record was loaded\n",
+			sort_dir(ctl), strerror(-l->sort_rc));
+		return;
+	}
+	if (l->merge_rc < 0) {
+		db_failed("load failed", l->merge_rc);
+		fprintf(stderr, "greyholdctl: the transactions committed before "
+			"the error stay (records in key order, not the file's "
+			"first lines); loading again completes the load\n");
+		return;
+	}
+	if (rc == -EINVAL) {
+		fprintf(stderr, "greyholdctl: stopped at line %lu; the %zu "
+			"records before it were loaded\n", l->line,
+			l->b.records);
+		return;
+	}
+	if (rc < 0) {
+		db_failed("load failed", rc);
+		return;
+	}
+	print_merge_summary(ctl, "loaded", &l->b, l->wl, l->name);
+	if (ctl->json)
+		printf("}\n");
+}
+
 int
 cmd_load(struct ctl *ctl, int argc, char **argv)
 {
-	const char *path = argc == 2 ? argv[1] : NULL;
+	size_t memory = (size_t)LOAD_MEMORY_MIB << 20;
+	const char *path;
 	struct loader *l;
 	FILE *in;
-	int rc;
+	int rc = parse_load_options(argc, argv, &memory, &path);
 
-	if (argc > 2)
-		return -1;
+	if (rc != 0)
+		return rc;
 	in = open_input(path);
 	if (in == NULL)
 		return EXIT_ERROR;
 	l = calloc(1, sizeof(*l));
-	if (l == NULL || open_db(ctl, OPEN_CREATE) < 0) {
-		free(l);
-		if (in != stdin)
-			fclose(in);
-		return EXIT_ERROR;
+	if (l == NULL || extsort_create(sort_dir(ctl), memory, &l->sort) < 0) {
+		fprintf(stderr, "greyholdctl: no memory to sort the dump\n");
+		rc = EXIT_ERROR;
+	} else if (open_db(ctl, OPEN_CREATE) < 0) {
+		rc = EXIT_ERROR;
+	} else {
+		l->ctl = ctl;
+		l->name = path != NULL && strcmp(path, "-") != 0 ? path :
+			  "stdin";
+		l->b.db = ctl->db;
+		rc = load_stream(l, in);
+		report_load(ctl, l, rc);
+		rc = rc < 0 ? EXIT_ERROR : 0;
 	}
-	l->ctl = ctl;
-	l->name = path != NULL && strcmp(path, "-") != 0 ? path : "stdin";
-	l->b.db = ctl->db;
-	rc = load_stream(l, in);
 	if (in != stdin)
 		fclose(in);
-	if (rc == -EINVAL)
-		fprintf(stderr, "greyholdctl: stopped at line %lu; the %zu "
-			"records before it were loaded\n", l->line,
-			l->b.records);
-	else if (rc < 0)
-		db_failed("load failed", rc);
-	else {
-		print_merge_summary(ctl, "loaded", &l->b, l->wl, l->name);
-		if (ctl->json)
-			printf("}\n");
-	}
+	if (l != NULL)
+		extsort_free(l->sort);
 	free(l);
-	return rc < 0 ? EXIT_ERROR : 0;
+	return rc;
 }

@@ -63,7 +63,7 @@ static const struct command commands[] = {
 	{"stats", NULL, "stats", cmd_stats},
 	{"report", NULL, "report [--json] [--top N] [FILE...]", cmd_report},
 	{"dump", NULL, "dump [FILE]", cmd_dump},
-	{"load", NULL, "load [FILE]", cmd_load},
+	{"load", NULL, "load [--memory MIB] [FILE]", cmd_load},
 	{"import-postgrey", NULL, "import-postgrey [--delay SECONDS] DIR",
 	 cmd_import_postgrey},
 	{"whitelist", "add",
