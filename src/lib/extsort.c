@@ -377,7 +377,9 @@ extsort_finish(extsort_t *s)
 		return -EINVAL;
 	s->finished = true;
 	if (s->nruns == 0) {
-		qsort(s->index, s->n, sizeof(s->index[0]), index_cmp);
+		/* No item at all leaves the index unallocated: nothing to sort. */
+		if (s->n > 1)
+			qsort(s->index, s->n, sizeof(s->index[0]), index_cmp);
 		return 0;
 	}
 	if (s->n > 0 && (rc = spill(s)) < 0)

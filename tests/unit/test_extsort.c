@@ -172,6 +172,24 @@ test_lmdb_order(void **state)
 	rmdir(dir);
 }
 
+/* A dump whose first line is already wrong sorts nothing. */
+static void
+test_no_items(void **state)
+{
+	const char *dir = make_tmpdir();
+	struct extsort_item it;
+	extsort_t *s;
+
+	(void)state;
+	assert_int_equal(extsort_create(dir, EXTSORT_MIN_MEMORY, &s), 0);
+	assert_int_equal(extsort_finish(s), 0);
+	assert_int_equal(extsort_runs(s), 0);
+	assert_int_equal(extsort_next(s, &it), 0);
+	extsort_free(s);
+	assert_int_equal(dir_entries(dir), 0);
+	rmdir(dir);
+}
+
 static void
 test_errors(void **state)
 {
@@ -217,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_in_memory),
 		cmocka_unit_test(test_runs_merged_stably),
 		cmocka_unit_test(test_lmdb_order),
+		cmocka_unit_test(test_no_items),
 		cmocka_unit_test(test_errors),
 	};
 
