@@ -70,6 +70,9 @@ struct slot {
 	size_t reply_len;
 	uint64_t started;		/* uv_hrtime() when the request was complete */
 	struct slot_request req;
+	/* What smart_assess() found before the DNS evidence (its name and
+	   sender domain are reused once the evidence is in). */
+	struct smart_outcome first;
 	/* "name:ORG" / "spf:ORG" of job.more[i], for the log line */
 	char ident[JOB_MAX_MORE][IDENT_MAX_NAME + 6];
 	char dnsbl[DNSLIST_ZONE_MAX + 1];	/* the list that listed it, or "" */

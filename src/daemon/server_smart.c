@@ -111,15 +111,19 @@ slot_view(const struct slot *s, struct policy_request *r)
 	r->recipient = field(s->req.recipient);
 }
 
-/* Identities for the slot's job; their keys hashed like the network's. */
+/*
+ * Identities for the slot's job; their keys hashed like the network's.
+ * earlier: this request's outcome without evidence, or NULL the first time.
+ */
 static void
 assess(struct server *srv, struct slot *s, const struct smart_evidence *ev,
-       struct smart_outcome *out)
+       const struct smart_outcome *earlier, struct smart_outcome *out)
 {
 	struct policy_request r;
 
 	slot_view(s, &r);
-	smart_assess(srv->ident, &srv->rules, &r, ev, &s->job, out);
+	smart_assess_again(srv->ident, &srv->rules, &r, ev, earlier, &s->job,
+			   out);
 	for (size_t i = 0; i < s->job.n_more; i++) {
 		const struct triplet_key *k = &s->job.more[i].key;
 
@@ -161,7 +165,7 @@ on_evidence(void *arg, const struct evidence_report *rep)
 		conn_release(c);
 		return;
 	}
-	assess(srv, s, &rep->ev, &out);
+	assess(srv, s, &rep->ev, &s->first, &out);
 	if (rep->ev.dnsbl) {
 		s->job.delay = srv->cfg->dnsbl_delay;
 		snprintf(s->dnsbl, sizeof(s->dnsbl), "%s", rep->dnsbl_zone);
@@ -206,7 +210,6 @@ void
 smart_request(struct server *srv, struct slot *s, const struct policy_request *r)
 {
 	static const struct smart_evidence none;
-	struct smart_outcome out;
 
 	/*
 	 * A retry that its network's records already pass (a known triplet,
@@ -259,7 +262,7 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 	copy_field(s->req.recipient, sizeof(s->req.recipient), r->recipient);
 
 	/* What needs no DNS: a name aligned with its sender. */
-	assess(srv, s, &none, &out);
+	assess(srv, s, &none, NULL, &s->first);
 	if (s->job.n_more > 0 && request_try_pass(srv, s) == TRY_ANSWERED)
 		return;
 	if (wait_for_evidence(srv, s))

@@ -64,6 +64,16 @@ smart_assess(const ident_t *id, const struct smart_rules *rules,
 	     const struct policy_request *r, const struct smart_evidence *ev,
 	     struct store_job *job, struct smart_outcome *out)
 {
+	smart_assess_again(id, rules, r, ev, NULL, job, out);
+}
+
+void
+smart_assess_again(const ident_t *id, const struct smart_rules *rules,
+		   const struct policy_request *r,
+		   const struct smart_evidence *ev,
+		   const struct smart_outcome *earlier, struct store_job *job,
+		   struct smart_outcome *out)
+{
 	char normal[TRIPLET_MAX_ADDR], reduced[TRIPLET_MAX_ADDR];
 	char authorised_org[IDENT_MAX_NAME + 1], spf_org[IDENT_MAX_NAME + 1];
 	const char *domain;
@@ -72,11 +82,22 @@ smart_assess(const ident_t *id, const struct smart_rules *rules,
 
 	memset(out, 0, sizeof(*out));
 	job->n_more = 0;
-	domain = sender_domain(&r->sender, &dlen);
-	org_of(id, domain, dlen, out->sender_org, sizeof(out->sender_org));
-	have_name = ident_name(id, r->client_name.ptr, r->client_name.len,
-			       r->client_address.ptr, r->client_address.len,
-			       &out->name) == 0;
+	if (earlier != NULL) {
+		/* The name and the sender's domain depend on the request
+		   alone: what the earlier call found still holds. */
+		out->name = earlier->name;
+		memcpy(out->sender_org, earlier->sender_org,
+		       sizeof(out->sender_org));
+		have_name = out->name.why == IDENT_NAME_OK;
+	} else {
+		domain = sender_domain(&r->sender, &dlen);
+		org_of(id, domain, dlen, out->sender_org,
+		       sizeof(out->sender_org));
+		have_name = ident_name(id, r->client_name.ptr,
+				       r->client_name.len,
+				       r->client_address.ptr,
+				       r->client_address.len, &out->name) == 0;
+	}
 
 	/* The sender's own, SPF-proven server, unless a blocklist objects. */
 	if (!ev->dnsbl && rules->trust_spf_aligned && ev->spf_proven &&

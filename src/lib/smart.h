@@ -93,6 +93,20 @@ void smart_assess(const ident_t *id, const struct smart_rules *rules,
 		  struct smart_outcome *out);
 
 /*
+ * The same for a request assessed before (earlier: that call's outcome),
+ * now with more evidence: the name identity and the sender's domain
+ * depend on the request alone, so they are taken from earlier instead of
+ * being worked out again (libpsl, the dynamic-name checks).  The daemon
+ * assesses each new request once without DNS and once with its evidence.
+ * earlier NULL: as smart_assess().
+ */
+void smart_assess_again(const ident_t *id, const struct smart_rules *rules,
+			const struct policy_request *r,
+			const struct smart_evidence *ev,
+			const struct smart_outcome *earlier,
+			struct store_job *job, struct smart_outcome *out);
+
+/*
  * Whether the rules read SPF (every rule but the DNS lists does: the name
  * identity for its alignment, the SPF identity, the trusted sender).
  */

@@ -253,6 +253,47 @@ str(const char *s)
 	return v;
 }
 
+/*
+ * The daemon assesses a request twice: without evidence, then with it,
+ * reusing the first call's name and sender domain (smart_assess_again()).
+ * That must come to exactly what one call with the evidence gives.
+ */
+static void
+same_as_the_daemons_way(const ident_t *id, const struct smart_rules *rules,
+			const struct policy_request *r,
+			const struct smart_evidence *ev,
+			const struct store_job *want_job,
+			const struct smart_outcome *want)
+{
+	static const struct smart_evidence none;
+	struct smart_outcome first, got;
+	struct store_job job = *want_job;
+
+	job.n_more = JOB_MAX_MORE;
+	smart_assess(id, rules, r, &none, &job, &first);
+	job.n_more = JOB_MAX_MORE;
+	smart_assess_again(id, rules, r, ev, &first, &job, &got);
+	assert_int_equal(got.trust, want->trust);
+	assert_string_equal(got.name.org, want->name.org);
+	assert_int_equal(got.name.org_len, want->name.org_len);
+	assert_int_equal(got.name.why, want->name.why);
+	assert_string_equal(got.sender_org, want->sender_org);
+	assert_int_equal(got.name_aligned, want->name_aligned);
+	assert_int_equal(got.name_id, want->name_id);
+	assert_int_equal(got.name_awl, want->name_awl);
+	assert_int_equal(got.spf_id, want->spf_id);
+	assert_int_equal(job.n_more, want_job->n_more);
+	for (size_t i = 0; i < job.n_more; i++) {
+		assert_int_equal(job.more[i].key.key_len,
+				 want_job->more[i].key.key_len);
+		assert_memory_equal(job.more[i].key.key, want_job->more[i].key.key,
+				    job.more[i].key.key_len);
+		assert_string_equal(job.more[i].key.client,
+				    want_job->more[i].key.client);
+		assert_int_equal(job.more[i].awl, want_job->more[i].awl);
+	}
+}
+
 static void
 assess(const ident_t *id, const struct smart_rules *rules, const char *addr,
        const char *name, const char *sender, const char *rcpt,
@@ -276,6 +317,7 @@ assess(const ident_t *id, const struct smart_rules *rules, const char *addr,
 	triplet_build(&job->key, addr, strlen(addr), sender, strlen(sender),
 		      rcpt, strlen(rcpt), &topts);
 	smart_assess(id, rules, &r, ev, job, out);
+	same_as_the_daemons_way(id, rules, &r, ev, job, out);
 }
 
 static void
