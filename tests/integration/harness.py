@@ -364,6 +364,76 @@ class PolicyClient:
 
 # ---- LMDB write lock (to hold the store thread back) ------------------------
 
+def answers_ping(port, timeout=1.0):
+    """Whether a Redis-protocol server on 127.0.0.1:port answers PING
+    (+PONG, or -NOAUTH when it wants a password: up either way)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"PING\r\n")
+            return s.recv(100).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """The life of a helper server (redis-server, redis-sentinel) that a
+    test starts: spawned with its output in workdir/LOG_NAME, signalled,
+    stopped with SIGTERM (SIGKILL after 5 s), killed and reaped by PID."""
+
+    def __init__(self, workdir, log_name):
+        self.workdir = workdir
+        self.proc = None
+        self.log_path = os.path.join(workdir, log_name)
+
+    def spawn(self, argv):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log,
+                                         cwd=self.workdir)
+
+    def wait_answering(self, port, timeout, probe_timeout=1.0):
+        """True once it answers PING on port; False if it exits first or
+        does not answer within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if answers_ping(port, probe_timeout):
+                return True
+            time.sleep(0.02)
+        return False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        return read_text(self.log_path)
+
+    def signal(self, sig):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        """SIGKILL by PID and reap."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.signal(signal.SIGCONT)     # in case a test left it stopped
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
 class LmdbWriteLock:
     """Holds the LMDB write lock of a greyhold dbdir from this process.
 

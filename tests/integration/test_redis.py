@@ -28,7 +28,7 @@ import unittest
 import harness
 from harness import (GreyholdTestCase, REPLY_RE, align_to_second, free_port,
                      make_request, reply_action, sleep_until)
-from harness import ctl_bin, read_text
+from harness import ctl_bin
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -49,81 +49,30 @@ def require_redis():
     raise unittest.SkipTest(why)
 
 
-class RedisServer:
+class RedisServer(harness.ServerProcess):
     """One redis-server process on a loopback port, no persistence."""
 
     def __init__(self, workdir, extra=()):
-        self.workdir = workdir
+        super().__init__(workdir, "redis.log")
         self.extra = list(extra)
         self.port = None
-        self.proc = None
-        self.log_path = os.path.join(workdir, "redis.log")
 
     def start(self, port=None):
         for _ in range(5):
             self.port = port or free_port()
-            self._spawn()
-            if self._wait_ready():
+            self.spawn([REDIS_SERVER, "--port", str(self.port), "--bind",
+                        "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--daemonize", "no", "--dir", self.workdir,
+                        "--logfile", ""] + self.extra)
+            if self.wait_answering(self.port, START_TIMEOUT):
                 return self
             self.kill()
             if port is not None:
                 break
         raise RuntimeError("redis-server did not start:\n%s" % self.log())
 
-    def _spawn(self):
-        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", self.workdir, "--logfile", ""] + self.extra
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log,
-                                         cwd=self.workdir)
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 1) as s:
-                    s.sendall(b"PING\r\n")
-                    data = s.recv(100)
-                # +PONG, or -NOAUTH when a password is required: up either way
-                if data.startswith((b"+PONG", b"-NOAUTH")):
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.02)
-        return False
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
     def url(self, db=0):
         return "redis://127.0.0.1:%d/%d" % (self.port, db)
-
-    def signal(self, sig):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def kill(self):
-        """SIGKILL by PID and reap."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.signal(signal.SIGCONT)     # in case a test left it stopped
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
     def cli(self, *args, db=0, auth=()):
         """Run redis-cli; returns its stdout (raw protocol-free text)."""
@@ -137,9 +86,6 @@ class RedisServer:
         out = subprocess.run(argv + [str(a) for a in args], check=True,
                              capture_output=True, timeout=10)
         return out.stdout.decode("utf-8", "replace").strip()
-
-    def log(self):
-        return read_text(self.log_path)
 
 
 def req(client="192.0.2.10", sender="alice@example.org",

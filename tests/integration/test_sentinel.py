@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -57,68 +56,23 @@ def require_sentinel():
     raise unittest.SkipTest(why)
 
 
-def answers(port, line=b"PING\r\n"):
-    try:
-        with socket.create_connection(("127.0.0.1", port), 0.5) as s:
-            s.settimeout(0.5)
-            s.sendall(line)
-            # -NOAUTH: up, and wants a password
-            return s.recv(100).startswith((b"+PONG", b"-NOAUTH"))
-    except OSError:
-        return False
-
-
-class Proc:
+class Proc(harness.ServerProcess):
     """One redis-server or redis-sentinel on a loopback port."""
 
     def __init__(self, workdir, name, argv_fn):
-        self.workdir = workdir
+        super().__init__(workdir, name + ".log")
         self.name = name
         self.argv_fn = argv_fn
         self.port = free_port()
         self.password = None        # requirepass, for cli()
-        self.proc = None
-        self.log_path = os.path.join(workdir, name + ".log")
 
     def start(self):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv_fn(self), cwd=self.workdir,
-                                         stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is None and answers(self.port):
-                return self
-            time.sleep(0.02)
-        raise RuntimeError("%s did not start:\n%s" % (self.name, self.log()))
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def signal(self, sig):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def kill(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.signal(signal.SIGCONT)
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        self.spawn(self.argv_fn(self))
+        if not self.wait_answering(self.port, START_TIMEOUT,
+                                   probe_timeout=0.5):
+            raise RuntimeError("%s did not start:\n%s"
+                               % (self.name, self.log()))
+        return self
 
     def cli(self, *args):
         auth = (["--no-auth-warning", "-a", self.password] if self.password
