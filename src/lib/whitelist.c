@@ -436,7 +436,8 @@ whitelist_load_file(whitelist_t *wl, enum whitelist_kind kind,
 
 	if (fp == NULL) {
 		rc = -errno;
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		snprintf(err, errsz, "cannot read whitelist %s: %s", path,
+			 strerror(errno));
 		return rc;
 	}
 	/* Any line length is read; only an entry's length is limited. */

@@ -32,8 +32,9 @@ import harness
 class NotifySocket:
     """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
 
-    def __init__(self, path):
+    def __init__(self, path, daemon_log):
         self.path = path
+        self.daemon_log = daemon_log    # what to show when a message is late
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.messages = []
@@ -53,8 +54,9 @@ class NotifySocket:
             if needle in msg:
                 return msg
             self.messages.append(msg)
-        raise AssertionError("no %r from the daemon within %.0fs (got %r)"
-                             % (needle, timeout, self.messages))
+        raise AssertionError("no %r from the daemon within %.0fs (got %r); "
+                             "its log:\n%s" % (needle, timeout, self.messages,
+                                               self.daemon_log()))
 
     def close(self):
         self.sock.close()
@@ -194,7 +196,7 @@ class SystemdTest(unittest.TestCase):
             return f.read()
 
     def test_notify_ready_reload_watchdog_stopping(self):
-        ns = NotifySocket(os.path.join(self.tmp, "notify"))
+        ns = NotifySocket(os.path.join(self.tmp, "notify"), self.logtext)
         self.addCleanup(ns.close)
         port = harness.free_port()
         self.start(["--inet", "127.0.0.1:%d" % port],
@@ -213,7 +215,7 @@ class SystemdTest(unittest.TestCase):
         self.assertEqual(self.proc.wait(timeout=15), 0, self.logtext())
 
     def test_status_line_counts_requests(self):
-        ns = NotifySocket(os.path.join(self.tmp, "notify"))
+        ns = NotifySocket(os.path.join(self.tmp, "notify"), self.logtext)
         self.addCleanup(ns.close)
         port = harness.free_port()
         self.start(["--inet", "127.0.0.1:%d" % port],
@@ -356,7 +358,16 @@ class SystemdTest(unittest.TestCase):
         os.chmod(binary, 0o755)
         os.mkdir(os.path.join(self.tmp, "db"), 0o700)
         os.chown(os.path.join(self.tmp, "db"), service[0], service[1])
-        ns = NotifySocket(os.path.join(self.tmp, "notify"))
+        # And so may the compiled-in whitelists (make distcheck's prefix):
+        # an unreadable one stops the daemon, so give it the shipped ones
+        # where an installed system has them readable.
+        lists = []
+        for name in ("whitelist_clients", "whitelist_recipients"):
+            copy = os.path.join(self.tmp, name)
+            shutil.copy(os.path.join(srcdir(), "etc", name), copy)
+            os.chmod(copy, 0o644)
+            lists += ["-o", "%s=%s" % (name, copy)]
+        ns = NotifySocket(os.path.join(self.tmp, "notify"), self.logtext)
         self.addCleanup(ns.close)
         os.chmod(ns.path, 0o666)
         fd = listener.fileno()
@@ -366,7 +377,7 @@ class SystemdTest(unittest.TestCase):
             os.dup2(fd, 3)
             drop()
 
-        self.start([], {"LISTEN_FDS": "1", "NOTIFY_SOCKET": ns.path},
+        self.start(lists, {"LISTEN_FDS": "1", "NOTIFY_SOCKET": ns.path},
                    preexec=as_service, shell_pid_var="LISTEN_PID",
                    binary=binary)
         ns.wait_for("READY=1")

@@ -1324,6 +1324,36 @@ test_load_config_with_local(void **state)
 	unlink(local);
 }
 
+/*
+ * A missing list is skipped (postgrey's packages ship them optional), but
+ * one that is there and cannot be read stops the load: starting without a
+ * list the admin configured would greylist mail they meant to let through.
+ * (The test runs as root, where modes don't bite; a path through a regular
+ * file fails the same way, with ENOTDIR.)
+ */
+static void
+test_load_config_unreadable(void **state)
+{
+	char file[256], path[300], r1[256], want[400], err[600] = "";
+	struct config *cfg;
+	whitelist_t *wl = NULL;
+
+	(void)state;
+	tmp_path(file, sizeof(file), "plain-file");
+	tmp_path(r1, sizeof(r1), "recipients-absent");
+	write_file(file, "192.0.2.1\n");
+	snprintf(path, sizeof(path), "%s/whitelist_clients", file);
+	cfg = config_with_lists(path, r1);
+	assert_int_equal(whitelist_load_config(&wl, cfg, err, sizeof(err)),
+			 -ENOTDIR);
+	assert_null(wl);
+	snprintf(want, sizeof(want), "cannot read whitelist %s: ", path);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("message '%s' does not start with '%s'", err, want);
+	config_free(cfg);
+	unlink(file);
+}
+
 /* ---- scale ------------------------------------------------------------------------ */
 
 #define BIG_ENTRIES 10000
@@ -1651,6 +1681,7 @@ main(void)
 		cmocka_unit_test(test_load_file_missing),
 		cmocka_unit_test(test_load_file_long_lines),
 		cmocka_unit_test(test_load_config_with_local),
+		cmocka_unit_test(test_load_config_unreadable),
 		cmocka_unit_test(test_large_list),
 		cmocka_unit_test(test_shipped_lists_parse),
 		cmocka_unit_test(test_debian_lists_parse),
