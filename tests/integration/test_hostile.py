@@ -81,6 +81,24 @@ def daemon_unread_bytes(port):
     return total
 
 
+def tcp_info(local_port, peer_port=None):
+    """ss's view (queues, windows, timers) of the established TCP
+    connections with local port local_port (and peer port peer_port),
+    as text for a failure message: whether answers sat in the kernel or
+    in the daemon."""
+    import shutil
+    import subprocess
+    if shutil.which("ss") is None:
+        return "(no ss)"
+    want = "( sport = :%d" % local_port
+    if peer_port is not None:
+        want += " and dport = :%d" % peer_port
+    r = subprocess.run(["ss", "-tnioH", "state", "established", want + " )"],
+                       stdout=subprocess.PIPE, universal_newlines=True,
+                       timeout=30)
+    return r.stdout.strip() or "(no such connection)"
+
+
 def scrape_metrics(port):
     """The daemon's /metrics samples as {series: value}."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -577,6 +595,16 @@ class HostileCase(GreyholdTestCase):
                          st2.get("RssAnon", 0)))
         stalled = ["client %d: %d of %d answers" % (h, st["got"], st["want"])
                    for h, st in state.items() if st["got"] != st["want"]]
+        for h, st in state.items():
+            if st["got"] != st["want"]:
+                # Where the missing answers are: decided (logged) or
+                # not, in the daemon's send queue or the client's
+                # receive queue.
+                me = socks[h].getsockname()[1]
+                print("  client %d: %d decisions logged; the daemon's "
+                      "side:\n%s\n  the client's side:\n%s"
+                      % (h, d.log().count("sender=hog%dx@example.org" % h),
+                         tcp_info(d.port, me), tcp_info(me)))
         self.assertEqual(stalled, [], "once the clients read, not every "
                          "request was answered; nothing more came for 5 s "
                          "(connection stalled after backpressure)")
