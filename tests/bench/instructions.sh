@@ -25,6 +25,9 @@
 #
 #   INSTR workload=retry requests=20000 thread=1 per_request=20865
 #
+# With INSTR_KEEP=DIR the window's callgrind files are kept in DIR, for
+# callgrind_annotate (which functions the instructions go to).
+#
 # Needs valgrind (Debian's package).  About 2 minutes per 20000 requests.
 
 set -u
@@ -123,4 +126,8 @@ done
 if [ "$found" = 0 ]; then
 	echo "instructions.sh: callgrind wrote no window dump" >&2
 	exit 1
+fi
+if [ -n "${INSTR_KEEP:-}" ]; then
+	mkdir -p "$INSTR_KEEP" && cp "$tmp"/cg.*.1-* "$INSTR_KEEP"/ &&
+		echo "callgrind files kept in $INSTR_KEEP"
 fi
