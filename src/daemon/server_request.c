@@ -203,9 +203,7 @@ handle_request(struct conn *c, const struct policy_request *r)
 		return true;
 	}
 	answer_rcpt_domain(s->rcpt_domain, sizeof(s->rcpt_domain), r);
-	snprintf(s->instance, sizeof(s->instance), "%.*s",
-		 r->instance.ptr != NULL ? (int)r->instance.len : 0,
-		 r->instance.ptr != NULL ? r->instance.ptr : "");
+	policy_str_copy(s->instance, sizeof(s->instance), r->instance);
 	triplet_build_addr(&s->job.key, &client, r->client_address.ptr,
 			   r->client_address.len, r->sender.ptr, r->sender.len,
 			   r->recipient.ptr, r->recipient.len, &srv->topts);

@@ -79,18 +79,6 @@ smart_free(struct server *srv)
 	srv->ident = NULL;
 }
 
-static void
-copy_field(char *out, size_t outsz, struct policy_str v)
-{
-	size_t n = v.ptr != NULL ? v.len : 0;
-
-	if (n >= outsz)
-		n = outsz - 1;
-	if (n > 0)
-		memcpy(out, v.ptr, n);
-	out[n] = '\0';
-}
-
 static struct policy_str
 field(const char *s)
 {
@@ -249,17 +237,17 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 		request_decide(srv, s, true);
 		return;
 	}
-	copy_field(s->req.client_address, sizeof(s->req.client_address),
+	policy_str_copy(s->req.client_address, sizeof(s->req.client_address),
 		   r->client_address);
-	copy_field(s->req.client_name, sizeof(s->req.client_name),
+	policy_str_copy(s->req.client_name, sizeof(s->req.client_name),
 		   r->client_name);
 	/* A HELO longer than any name, cut, would look like another name. */
 	if (r->helo_name.len <= DNS_NAME_MAX)
-		copy_field(s->req.helo, sizeof(s->req.helo), r->helo_name);
+		policy_str_copy(s->req.helo, sizeof(s->req.helo), r->helo_name);
 	else
 		s->req.helo[0] = '\0';
-	copy_field(s->req.sender, sizeof(s->req.sender), r->sender);
-	copy_field(s->req.recipient, sizeof(s->req.recipient), r->recipient);
+	policy_str_copy(s->req.sender, sizeof(s->req.sender), r->sender);
+	policy_str_copy(s->req.recipient, sizeof(s->req.recipient), r->recipient);
 
 	/* What needs no DNS: a name aligned with its sender. */
 	assess(srv, s, &none, NULL, &s->first);

@@ -41,6 +41,7 @@ policy_init(struct policy_parser *p)
 	memset(&p->req, 0, sizeof(p->req));
 	p->len = 0;
 	p->line_start = 0;
+	p->line_nul = false;
 	p->complete = false;
 	p->failed = false;
 	p->error = NULL;
@@ -51,6 +52,18 @@ policy_str_eq(struct policy_str s, const char *lit)
 {
 	size_t n = strlen(lit);
 	return s.ptr != NULL && s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+void
+policy_str_copy(char *out, size_t outsz, struct policy_str s)
+{
+	size_t n = s.ptr != NULL ? s.len : 0;
+
+	if (n >= outsz)
+		n = outsz - 1;
+	if (n > 0)
+		memcpy(out, s.ptr, n);
+	out[n] = '\0';
 }
 
 bool
@@ -76,8 +89,10 @@ known_slot(struct policy_request *req, const char *name, size_t len)
 	if (len > KNOWN_MAX_LEN)
 		return NULL;
 	cand = known_by_len[len];
+	/* Most names are unknown ones: the first byte turns them away. */
 	for (int i = 0; i < 2 && cand[i].name != NULL; i++) {
-		if (memcmp(name, cand[i].name, len) == 0)
+		if (name[0] == cand[i].name[0] &&
+		    memcmp(name, cand[i].name, len) == 0)
 			return (struct policy_str *)((char *)req + cand[i].offset);
 	}
 	return NULL;
@@ -94,7 +109,7 @@ take_line(struct policy_parser *p, size_t start, size_t end)
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (memchr(line, '\0', len) != NULL)
+	if (p->line_nul)
 		return fail(p, -EBADMSG, "NUL byte in request");
 	/*
 	 * The name ends at the first '=': names are short, so a byte loop
@@ -119,11 +134,34 @@ take_line(struct policy_parser *p, size_t start, size_t end)
 	return 0;
 }
 
+/*
+ * Whether data[from..to) holds a NUL byte.  NULs are looked for a block
+ * at a time ahead of the lines, one memchr() call for several of them
+ * rather than one per line: *scanned is how much of data was looked at,
+ * *nul where the first NUL is (len while none was found).
+ */
+#define NUL_BLOCK 1024
+
+static bool
+nul_between(const char *data, size_t len, size_t from, size_t to,
+	    size_t *scanned, size_t *nul)
+{
+	while (*nul == len && *scanned < to) {
+		size_t n = len - *scanned < NUL_BLOCK ? len - *scanned : NUL_BLOCK;
+		const char *z = memchr(data + *scanned, '\0', n);
+
+		if (z != NULL)
+			*nul = (size_t)(z - data);
+		*scanned += n;
+	}
+	return *nul >= from && *nul < to;
+}
+
 int
 policy_feed(struct policy_parser *p, const char *data, size_t len,
 	    size_t *used, const struct policy_request **out)
 {
-	size_t pos = 0;
+	size_t pos = 0, scanned = 0, nul = len;
 
 	*used = 0;
 	*out = NULL;
@@ -133,6 +171,7 @@ policy_feed(struct policy_parser *p, const char *data, size_t len,
 		memset(&p->req, 0, sizeof(p->req));
 		p->len = 0;
 		p->line_start = 0;
+		p->line_nul = false;
 		p->complete = false;
 	}
 
@@ -146,6 +185,8 @@ policy_feed(struct policy_parser *p, const char *data, size_t len,
 			return fail(p, -EMSGSIZE, "line too long");
 		if (p->len + chunk > sizeof(p->buf))
 			return fail(p, -EMSGSIZE, "request too large");
+		if (nul_between(data, len, pos, pos + chunk, &scanned, &nul))
+			p->line_nul = true;	/* the line fails once read */
 		memcpy(p->buf + p->len, data + pos, chunk);
 		p->len += chunk;
 		pos += chunk;
@@ -171,6 +212,7 @@ policy_feed(struct policy_parser *p, const char *data, size_t len,
 			return rc;
 		}
 		p->line_start = p->len;
+		p->line_nul = false;
 	}
 	*used = pos;
 	return POLICY_NEED_MORE;

@@ -49,6 +49,7 @@ struct policy_parser {
 	struct policy_request req;
 	size_t len;		/* bytes of buf holding the current request */
 	size_t line_start;	/* where the line being read starts in buf */
+	bool line_nul;		/* that line holds a NUL byte */
 	bool complete;		/* req was handed out; reset on next feed */
 	bool failed;
 	const char *error;	/* static text describing the failure */
@@ -74,6 +75,12 @@ int policy_feed(struct policy_parser *p, const char *data, size_t len,
 
 /* Whether s equals the NUL-terminated literal lit. */
 bool policy_str_eq(struct policy_str s, const char *lit);
+
+/*
+ * s as a NUL-terminated string in out (outsz > 0), cut to outsz - 1
+ * bytes; empty when absent.
+ */
+void policy_str_copy(char *out, size_t outsz, struct policy_str s);
 
 /* Whether the parser holds part of an unfinished request. */
 bool policy_in_request(const struct policy_parser *p);

@@ -265,6 +265,16 @@ test_reply_pass_is_dunno(void **state)
 	n = answer_dunno(out, sizeof(out));
 	assert_string_equal(out, "action=DUNNO\n\n");
 	assert_int_equal(n, 14);
+	/* Cut to a small buffer, it still ends the answer. */
+	n = answer_dunno(out, 8);
+	assert_string_equal(out, "actio\n\n");
+	assert_int_equal(n, 7);
+	n = answer_dunno(out, 15);
+	assert_string_equal(out, "action=DUNNO\n\n");
+	assert_int_equal(n, 14);
+	n = answer_dunno(out, 2);
+	assert_string_equal(out, "");
+	assert_int_equal(n, 0);
 }
 
 static void

@@ -1037,6 +1037,62 @@ test_malformed_requests_rejected_bytewise(void **state)
 	test_free(reqs);
 }
 
+/*
+ * NUL bytes are looked for a block of input at a time, ahead of the
+ * lines: a NUL anywhere in a request fails exactly that request, never
+ * the ones before it in the same input, wherever the blocks fall.
+ */
+static void
+test_nul_fails_only_its_own_request(void **state)
+{
+	struct policy_parser *p = *state;
+	static const char head[] = "request=smtpd_access_policy\nx_pad=";
+	char buf[4000];
+	size_t first, total, used;
+
+	/* A clean request of 1500 bytes, then one with a NUL in x_pad. */
+	memcpy(buf, head, sizeof(head) - 1);
+	first = sizeof(head) - 1;
+	memset(buf + first, 'a', 1500 - first - 2);
+	first = 1500;
+	buf[first - 2] = '\n';
+	buf[first - 1] = '\n';
+	memcpy(buf + first, head, sizeof(head) - 1);
+	total = first + sizeof(head) - 1;
+	memset(buf + total, 'b', 2000);
+	total += 2000;
+	buf[total++] = '\n';
+	buf[total++] = '\n';
+
+	for (size_t at = first + sizeof(head) - 1; at < total - 2; at += 7) {
+		const struct policy_request *out = NULL;
+		char saved = buf[at];
+
+		buf[at] = '\0';
+		policy_init(p);
+		assert_int_equal(policy_feed(p, buf, total, &used, &out),
+				 POLICY_REQUEST);
+		assert_int_equal(used, first);
+		assert_int_equal(out->nattrs, 2);
+		if (policy_feed(p, buf + used, total - used, &used, &out) !=
+		    -EBADMSG)
+			fail_msg("NUL at %zu of the second request not seen",
+				 at - first);
+		assert_string_equal(p->error, "NUL byte in request");
+		buf[at] = saved;
+	}
+	/* And without the NUL both parse. */
+	{
+		const struct policy_request *out = NULL;
+
+		policy_init(p);
+		assert_int_equal(policy_feed(p, buf, total, &used, &out),
+				 POLICY_REQUEST);
+		assert_int_equal(policy_feed(p, buf + used, total - used, &used,
+					     &out), POLICY_REQUEST);
+	}
+}
+
 static void
 test_parser_keeps_failing_after_error(void **state)
 {
@@ -1113,6 +1169,7 @@ main(void)
 		T(test_request_over_max_size_rejected),
 		T(test_malformed_requests_rejected),
 		T(test_malformed_requests_rejected_bytewise),
+		T(test_nul_fails_only_its_own_request),
 		T(test_parser_keeps_failing_after_error),
 		T(test_init_recovers_a_failed_parser),
 	};
