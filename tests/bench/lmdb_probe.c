@@ -37,6 +37,9 @@
 #define KEY_MIN 60
 #define KEY_MAX 80
 #define VALUE_SIZE 24
+/* --shape dense: the client network as 5 bytes, 16-byte values. */
+#define DENSE_CLIENT 5
+#define DENSE_VALUE_SIZE 16
 #define PREFILL_TXN 10000
 
 struct options {
@@ -46,6 +49,10 @@ struct options {
 	double seconds;
 	const char *mode;
 };
+
+/* Set from the options: what one entry looks like. */
+static bool dense_shape;
+static size_t value_size = VALUE_SIZE;
 
 static double
 now_s(void)
@@ -68,19 +75,38 @@ rng_next(uint64_t *state)
 	return x ^ (x >> 31);
 }
 
-/* A random key with the shape and size of a greyhold triplet key. */
+/*
+ * A random key with the shape and size of a greyhold triplet key; with
+ * --shape dense, the same sender and recipient bytes behind a binary
+ * client network (family, prefix length, the prefix's 3 bytes) instead
+ * of its text: what a denser key layout would store.
+ */
 static size_t
 make_key(char *out, uint64_t *rng)
 {
 	uint64_t h = rng_next(rng);
 	size_t len = KEY_MIN + (size_t)(h % (KEY_MAX - KEY_MIN + 1));
-	int n = snprintf(out, KEY_MAX + 1, "100.%u.%u.0/24",
-			 (unsigned)(64 + ((h >> 8) & 63)),
-			 (unsigned)((h >> 16) & 255));
+	unsigned b = (unsigned)(64 + ((h >> 8) & 63));
+	unsigned c = (unsigned)((h >> 16) & 255);
+	int n = snprintf(out, KEY_MAX + 1, "100.%u.%u.0/24", b, c);
 	size_t o = (size_t)n;
 	size_t at1 = o + 1 + (len - o) / 2;	/* where the sender ends */
 
-	out[o++] = '\0';
+	if (dense_shape) {
+		size_t text_client = o + 1;
+
+		out[0] = 4;
+		out[1] = 24;
+		out[2] = 100;
+		out[3] = (char)b;
+		out[4] = (char)c;
+		o = DENSE_CLIENT;
+		len -= text_client - DENSE_CLIENT;
+		at1 -= text_client - DENSE_CLIENT;
+		h = rng_next(rng);
+	} else {
+		out[o++] = '\0';
+	}
 	while (o < len) {
 		if (o == at1) {
 			out[o++] = '\0';
@@ -150,7 +176,7 @@ prefill(MDB_env *env, MDB_dbi dbi, unsigned long n, uint64_t *rng)
 			return fail("prefill begin", rc);
 		for (unsigned i = 0; i < PREFILL_TXN && done < n; i++, done++) {
 			MDB_val k = {make_key(key, rng), key};
-			MDB_val v = {sizeof(value), value};
+			MDB_val v = {value_size, value};
 
 			if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0) {
 				mdb_txn_abort(txn);
@@ -196,7 +222,7 @@ measure(MDB_env *env, MDB_dbi dbi, unsigned batch, double seconds,
 			return fail("begin", rc);
 		for (unsigned i = 0; i < batch; i++) {
 			MDB_val k = {make_key(key, rng), key};
-			MDB_val v = {sizeof(value), value};
+			MDB_val v = {value_size, value};
 
 			if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0) {
 				mdb_txn_abort(txn);
@@ -260,9 +286,12 @@ probe(const struct options *o, const char *mode, unsigned batch)
 	       res.seconds, o->prefill);
 	printf("PROBE mode=%s batch=%u inserts_per_s=%.0f ms_per_commit=%.3f "
 	       "commits=%" PRIu64 " seconds=%.2f prefill=%lu key_bytes=%d-%d "
-	       "value_bytes=%d\n", mode, batch, (double)res.inserts / res.seconds,
+	       "value_bytes=%zu shape=%s\n", mode, batch,
+	       (double)res.inserts / res.seconds,
 	       res.commit_seconds * 1000.0 / (double)res.commits, res.commits,
-	       res.seconds, o->prefill, KEY_MIN, KEY_MAX, VALUE_SIZE);
+	       res.seconds, o->prefill, dense_shape ? KEY_MIN - 9 : KEY_MIN,
+	       dense_shape ? KEY_MAX - 9 : KEY_MAX, value_size,
+	       dense_shape ? "dense" : "text");
 	fflush(stdout);
 	return 0;
 }
@@ -278,7 +307,9 @@ usage(FILE *out)
 "  --prefill N    entries before measuring (200000)\n"
 "  --seconds S    measured seconds per mode (3)\n"
 "  --mode M       one mode, or all: sync, nometasync, nosync, and sync with\n"
-"                 batch 1 (default all)\n");
+"                 batch 1 (default all)\n"
+"  --shape S      text: greyhold's keys and values (default); dense: the\n"
+"                 client network as 5 binary bytes and 16-byte values\n");
 }
 
 int
@@ -290,6 +321,7 @@ main(int argc, char **argv)
 		{"prefill", required_argument, NULL, 'p'},
 		{"seconds", required_argument, NULL, 's'},
 		{"mode", required_argument, NULL, 'm'},
+		{"shape", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -326,6 +358,15 @@ main(int argc, char **argv)
 			break;
 		case 'm':
 			o.mode = optarg;
+			break;
+		case 'S':
+			if (strcmp(optarg, "text") != 0 &&
+			    strcmp(optarg, "dense") != 0) {
+				usage(stderr);
+				return 2;
+			}
+			dense_shape = strcmp(optarg, "dense") == 0;
+			value_size = dense_shape ? DENSE_VALUE_SIZE : VALUE_SIZE;
 			break;
 		case 'h':
 			usage(stdout);
