@@ -389,12 +389,23 @@ carries_v6(const char *s, size_t len, const struct addr *a)
 
 /* ---- words ISPs put in customers' names ------------------------------------ */
 
-static const char *const dynamic_words[] = {
-	"abo", "adsl", "broadband", "cable", "cablemodem", "client", "clients", "cpe",
-	"cust", "customer", "customers", "dhcp", "dial", "dialin", "dialup",
-	"dip", "dsl", "dyn", "dynamic", "dynip", "fttb", "fttc", "ftth",
-	"pool", "ppp", "pppoe", "residential", "sdsl", "vdsl", "xdsl",
+struct word {
+	const char *text;
+	size_t len;
 };
+
+/* Lengths counted once, here: every letter run of a name is checked. */
+#define WORD(s) {s, sizeof(s) - 1}
+static const struct word dynamic_words[] = {
+	WORD("abo"), WORD("adsl"), WORD("broadband"), WORD("cable"),
+	WORD("cablemodem"), WORD("client"), WORD("clients"), WORD("cpe"),
+	WORD("cust"), WORD("customer"), WORD("customers"), WORD("dhcp"),
+	WORD("dial"), WORD("dialin"), WORD("dialup"), WORD("dip"), WORD("dsl"),
+	WORD("dyn"), WORD("dynamic"), WORD("dynip"), WORD("fttb"),
+	WORD("fttc"), WORD("ftth"), WORD("pool"), WORD("ppp"), WORD("pppoe"),
+	WORD("residential"), WORD("sdsl"), WORD("vdsl"), WORD("xdsl"),
+};
+#undef WORD
 
 /*
  * A word, or a letter run starting with one of the longer words
@@ -407,10 +418,11 @@ is_dynamic_word(const char *w, size_t len)
 	size_t k, n;
 
 	for (k = 0; k < sizeof(dynamic_words) / sizeof(dynamic_words[0]); k++) {
-		n = strlen(dynamic_words[k]);
-		if (n > len || (n < len && n < 5))
+		n = dynamic_words[k].len;
+		if (n > len || (n < len && n < 5) ||
+		    w[0] != dynamic_words[k].text[0])
 			continue;
-		if (memcmp(dynamic_words[k], w, n) == 0)
+		if (memcmp(dynamic_words[k].text, w, n) == 0)
 			return true;
 	}
 	return false;
