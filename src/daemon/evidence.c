@@ -209,16 +209,15 @@ on_spf_answer(void *arg, const struct dns_result *res)
 
 /* The domain SPF checks: the sender's, or the HELO name for <>. */
 static void
-spf_start(struct evidence *e, const struct evidence_input *in)
+spf_start(struct evidence *e, const struct evidence_input *in,
+	  const struct addr *client)
 {
 	const char *at = strrchr(e->sender, '@');
 
 	snprintf(e->spf_domain, sizeof(e->spf_domain), "%s",
 		 at != NULL ? at + 1 : e->helo);
 	memset(&e->q, 0, sizeof(e->q));
-	if (addr_parse(&e->q.client, in->client_address,
-		       strlen(in->client_address)) < 0)
-		return;
+	e->q.client = *client;
 	e->q.sender = e->sender;
 	e->q.helo = e->helo[0] != '\0' ? e->helo : NULL;
 	e->q.receiver = e->receiver[0] != '\0' ? e->receiver : NULL;
@@ -290,16 +289,12 @@ list_start(struct evidence *e, const struct addr *a, const char *spec,
 
 static void
 lists_start(struct evidence *e, const struct evidence_opts *o,
-	    const char *client_address)
+	    const struct addr *client)
 {
-	struct addr a;
-
-	if (addr_parse(&a, client_address, strlen(client_address)) < 0)
-		return;
 	for (size_t i = 0; o->dnswl != NULL && i < o->dnswl->n; i++)
-		list_start(e, &a, o->dnswl->items[i], true);
+		list_start(e, client, o->dnswl->items[i], true);
 	for (size_t i = 0; o->dnsbl != NULL && i < o->dnsbl->n; i++)
-		list_start(e, &a, o->dnsbl->items[i], false);
+		list_start(e, client, o->dnsbl->items[i], false);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -310,6 +305,7 @@ evidence_start(struct dns_resolver *dns, const struct evidence_opts *o,
 	       struct evidence **out)
 {
 	struct evidence *e = calloc(1, sizeof(*e));
+	struct addr client;
 	int rc;
 
 	*out = NULL;
@@ -329,9 +325,13 @@ evidence_start(struct dns_resolver *dns, const struct evidence_opts *o,
 	snprintf(e->receiver, sizeof(e->receiver), "%s",
 		 o->receiver != NULL ? o->receiver : "");
 	uv_timer_start(&e->budget, on_budget, o->budget_ms, 0);
-	if (o->spf)
-		spf_start(e, in);
-	lists_start(e, o, in->client_address);
+	/* Without a client address there is nothing to ask about. */
+	if (addr_parse(&client, in->client_address,
+		       strlen(in->client_address)) == 0) {
+		if (o->spf)
+			spf_start(e, in, &client);
+		lists_start(e, o, &client);
+	}
 	/* Never call back from here: an answer with nothing to ask waits a
 	   turn of the loop, like every other. */
 	if ((e->phase == PHASE_NONE || e->phase == PHASE_DONE) &&
