@@ -35,14 +35,21 @@ static const struct known_attr known_by_len[KNOWN_MAX_LEN + 1][2] = {
 };
 #undef ATTR
 
-void
-policy_init(struct policy_parser *p)
+/* Ready for the next request: nothing of the last one is kept. */
+static void
+start_request(struct policy_parser *p)
 {
 	memset(&p->req, 0, sizeof(p->req));
 	p->len = 0;
 	p->line_start = 0;
 	p->line_nul = false;
 	p->complete = false;
+}
+
+void
+policy_init(struct policy_parser *p)
+{
+	start_request(p);
 	p->failed = false;
 	p->error = NULL;
 }
@@ -134,14 +141,15 @@ take_line(struct policy_parser *p, size_t start, size_t end)
 	return 0;
 }
 
+/* Input looked at for NUL bytes by one memchr() call (nul_between()). */
+#define NUL_BLOCK 1024
+
 /*
  * Whether data[from..to) holds a NUL byte.  NULs are looked for a block
  * at a time ahead of the lines, one memchr() call for several of them
  * rather than one per line: *scanned is how much of data was looked at,
  * *nul where the first NUL is (len while none was found).
  */
-#define NUL_BLOCK 1024
-
 static bool
 nul_between(const char *data, size_t len, size_t from, size_t to,
 	    size_t *scanned, size_t *nul)
@@ -167,13 +175,8 @@ policy_feed(struct policy_parser *p, const char *data, size_t len,
 	*out = NULL;
 	if (p->failed)
 		return -EBADMSG;
-	if (p->complete) {
-		memset(&p->req, 0, sizeof(p->req));
-		p->len = 0;
-		p->line_start = 0;
-		p->line_nul = false;
-		p->complete = false;
-	}
+	if (p->complete)
+		start_request(p);
 
 	while (pos < len) {
 		const char *nl = memchr(data + pos, '\n', len - pos);
