@@ -238,16 +238,18 @@ smart_request(struct server *srv, struct slot *s, const struct policy_request *r
 		return;
 	}
 	policy_str_copy(s->req.client_address, sizeof(s->req.client_address),
-		   r->client_address);
+			r->client_address);
 	policy_str_copy(s->req.client_name, sizeof(s->req.client_name),
-		   r->client_name);
+			r->client_name);
 	/* A HELO longer than any name, cut, would look like another name. */
 	if (r->helo_name.len <= DNS_NAME_MAX)
-		policy_str_copy(s->req.helo, sizeof(s->req.helo), r->helo_name);
+		policy_str_copy(s->req.helo, sizeof(s->req.helo),
+				r->helo_name);
 	else
 		s->req.helo[0] = '\0';
 	policy_str_copy(s->req.sender, sizeof(s->req.sender), r->sender);
-	policy_str_copy(s->req.recipient, sizeof(s->req.recipient), r->recipient);
+	policy_str_copy(s->req.recipient, sizeof(s->req.recipient),
+			r->recipient);
 
 	/* What needs no DNS: a name aligned with its sender. */
 	assess(srv, s, &none, NULL, &s->first);
