@@ -198,6 +198,7 @@ struct result {
 	uint64_t commits;
 	double seconds;
 	double commit_seconds;
+	size_t key_min, key_max;	/* of the keys measured */
 };
 
 static int
@@ -212,6 +213,7 @@ measure(MDB_env *env, MDB_dbi dbi, unsigned batch, double seconds,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	res->key_min = SIZE_MAX;
 	memset(value, 0x22, sizeof(value));
 	value[0] = 1;
 	do {
@@ -228,6 +230,10 @@ measure(MDB_env *env, MDB_dbi dbi, unsigned batch, double seconds,
 				mdb_txn_abort(txn);
 				return fail("put", rc);
 			}
+			if (k.mv_size < res->key_min)
+				res->key_min = k.mv_size;
+			if (k.mv_size > res->key_max)
+				res->key_max = k.mv_size;
 		}
 		c0 = now_s();
 		if ((rc = mdb_txn_commit(txn)) != 0)
@@ -285,12 +291,11 @@ probe(const struct options *o, const char *mode, unsigned batch)
 	       res.commit_seconds * 1000.0 / (double)res.commits, res.commits,
 	       res.seconds, o->prefill);
 	printf("PROBE mode=%s batch=%u inserts_per_s=%.0f ms_per_commit=%.3f "
-	       "commits=%" PRIu64 " seconds=%.2f prefill=%lu key_bytes=%d-%d "
+	       "commits=%" PRIu64 " seconds=%.2f prefill=%lu key_bytes=%zu-%zu "
 	       "value_bytes=%zu shape=%s\n", mode, batch,
 	       (double)res.inserts / res.seconds,
 	       res.commit_seconds * 1000.0 / (double)res.commits, res.commits,
-	       res.seconds, o->prefill, dense_shape ? KEY_MIN - 9 : KEY_MIN,
-	       dense_shape ? KEY_MAX - 9 : KEY_MAX, value_size,
+	       res.seconds, o->prefill, res.key_min, res.key_max, value_size,
 	       dense_shape ? "dense" : "text");
 	fflush(stdout);
 	return 0;
