@@ -63,18 +63,31 @@ def raise_nofile(need):
     return True
 
 
-def daemon_unread_bytes(port):
-    """Bytes waiting unread in the receive queues of the daemon's accepted
-    TCP connections on port (ss's Recv-Q), or None without ss."""
+def ss_established(options, local_port, peer_port=None):
+    """ss's lines (with options, no header) for the established TCP
+    connections with local port local_port (and peer port peer_port),
+    or None without ss."""
     import shutil
     import subprocess
     if shutil.which("ss") is None:
         return None
-    r = subprocess.run(["ss", "-tnH", "state", "established",
-                        "( sport = :%d )" % port], stdout=subprocess.PIPE,
+    want = "( sport = :%d" % local_port
+    if peer_port is not None:
+        want += " and dport = :%d" % peer_port
+    r = subprocess.run(["ss", options + "H", "state", "established",
+                        want + " )"], stdout=subprocess.PIPE,
                        universal_newlines=True, timeout=30)
+    return r.stdout
+
+
+def daemon_unread_bytes(port):
+    """Bytes waiting unread in the receive queues of the daemon's accepted
+    TCP connections on port (ss's Recv-Q), or None without ss."""
+    out = ss_established("-tn", port)
+    if out is None:
+        return None
     total = 0
-    for line in r.stdout.splitlines():
+    for line in out.splitlines():
         fields = line.split()
         if fields and fields[0].isdigit():
             total += int(fields[0])
@@ -82,21 +95,13 @@ def daemon_unread_bytes(port):
 
 
 def tcp_info(local_port, peer_port=None):
-    """ss's view (queues, windows, timers) of the established TCP
-    connections with local port local_port (and peer port peer_port),
-    as text for a failure message: whether answers sat in the kernel or
-    in the daemon."""
-    import shutil
-    import subprocess
-    if shutil.which("ss") is None:
+    """ss's view (queues, windows, timers) of those connections, as text
+    for a failure message: whether answers sat in the kernel or in the
+    daemon."""
+    out = ss_established("-tnio", local_port, peer_port)
+    if out is None:
         return "(no ss)"
-    want = "( sport = :%d" % local_port
-    if peer_port is not None:
-        want += " and dport = :%d" % peer_port
-    r = subprocess.run(["ss", "-tnioH", "state", "established", want + " )"],
-                       stdout=subprocess.PIPE, universal_newlines=True,
-                       timeout=30)
-    return r.stdout.strip() or "(no such connection)"
+    return out.strip() or "(no such connection)"
 
 
 def scrape_metrics(port):
