@@ -80,18 +80,30 @@ def ss_established(options, local_port, peer_port=None):
     return r.stdout
 
 
-def daemon_unread_bytes(port):
-    """Bytes waiting unread in the receive queues of the daemon's accepted
-    TCP connections on port (ss's Recv-Q), or None without ss."""
-    out = ss_established("-tn", port)
+def queued_bytes(column, local_port, peer_port=None):
+    """The sum of ss's Recv-Q (column 0) or Send-Q (column 1) over those
+    connections, or None without ss."""
+    out = ss_established("-tn", local_port, peer_port)
     if out is None:
         return None
     total = 0
     for line in out.splitlines():
         fields = line.split()
-        if fields and fields[0].isdigit():
-            total += int(fields[0])
+        if len(fields) > column and fields[column].isdigit():
+            total += int(fields[column])
     return total
+
+
+def daemon_unread_bytes(port):
+    """Bytes waiting unread in the receive queues of the daemon's accepted
+    TCP connections on port (ss's Recv-Q), or None without ss."""
+    return queued_bytes(0, port)
+
+
+def daemon_send_queue(port, peer_port):
+    """Bytes the daemon has written on its connection from peer_port that
+    the kernel has not delivered yet (ss's Send-Q), or None without ss."""
+    return queued_bytes(1, port, peer_port)
 
 
 def tcp_info(local_port, peer_port=None):
@@ -557,9 +569,29 @@ class HostileCase(GreyholdTestCase):
             sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, h)
         deadline = time.monotonic() + 30 * harness.timeout_scale()
         last_progress = time.monotonic()
+        kernel_held = 0.0
+
+        def kernel_holds_answers():
+            """Whether the daemon's kernel still holds answers for a
+            client that lacks some.  Into a 4 KiB receive buffer loopback
+            TCP drops segments, and the daemon's side then retransmits on
+            a timer that backed off while the client did not read (seen
+            under valgrind: RTO 26 s after 50 s of blocking).  The daemon
+            has done its part then; the bytes are the kernel's to send."""
+            for h, st in state.items():
+                if st["got"] < st["want"]:
+                    q = daemon_send_queue(d.port, socks[h].getsockname()[1])
+                    if q:
+                        return True
+            return False
+
         while (any(st["got"] < st["want"] for st in state.values())
-               and time.monotonic() < deadline
-               and time.monotonic() - last_progress < 5):
+               and time.monotonic() < deadline):
+            if time.monotonic() - last_progress >= 5:
+                if not kernel_holds_answers():
+                    break
+                kernel_held += 1.0
+                time.sleep(1.0)
             for key, ev in sel.select(0.1):
                 last_progress = time.monotonic()
                 h = key.data
@@ -594,10 +626,11 @@ class HostileCase(GreyholdTestCase):
                         pass
         sel.close()
         st2 = proc_status(pid)
-        print("  after reading: %d answers in %.1fs; VmRSS %d kB, RssAnon "
-              "%d kB" % (sum(st["got"] for st in state.values()),
-                         time.monotonic() - t1, st2["VmRSS"],
-                         st2.get("RssAnon", 0)))
+        print("  after reading: %d answers in %.1fs (%.0fs of it waiting "
+              "for the kernel to resend answers it held); VmRSS %d kB, "
+              "RssAnon %d kB" % (sum(st["got"] for st in state.values()),
+                                 time.monotonic() - t1, kernel_held,
+                                 st2["VmRSS"], st2.get("RssAnon", 0)))
         stalled = ["client %d: %d of %d answers" % (h, st["got"], st["want"])
                    for h, st in state.items() if st["got"] != st["want"]]
         for h, st in state.items():
@@ -612,7 +645,9 @@ class HostileCase(GreyholdTestCase):
                          tcp_info(d.port, me), tcp_info(me)))
         self.assertEqual(stalled, [], "once the clients read, not every "
                          "request was answered; nothing more came for 5 s "
-                         "(connection stalled after backpressure)")
+                         "with nothing left in the daemon's send queue, or "
+                         "the deadline passed (connection stalled after "
+                         "backpressure)")
         for h, st in state.items():
             self.assertEqual(st["bad"], 0, "hog %d" % h)
         self.assertLess(st2["VmRSS"] - st0["VmRSS"], rss_bound_kb(50 * 1024))
