@@ -309,6 +309,26 @@ db_adopt_map_size(db_t *db)
 	return 0;
 }
 
+/*
+ * Adopt the size another process set, with room above it as our own
+ * growth would leave (twice, up to the cap).  A process that grows the
+ * map in small steps may commit again between our adopting and our next
+ * transaction; adopting only its exact size, we can lose that race at
+ * each of its steps, and a batch that loses it 16 times in a row fails.
+ * With room, one adoption of ours covers many of its steps.  At or past
+ * the cap only its size is adopted: our own writes must not go beyond
+ * the cap.
+ */
+static int
+adopt_map_size_with_room(db_t *db)
+{
+	int rc = db_adopt_map_size(db);
+
+	if (rc != 0 || db->map_size >= db->max_size)
+		return rc;
+	return grow_map_to(db, db->max_size);
+}
+
 int
 db_txn_begin(db_t *db, bool writable, MDB_txn **txn)
 {
@@ -316,11 +336,11 @@ db_txn_begin(db_t *db, bool writable, MDB_txn **txn)
 	int rc = mdb_txn_begin(db->env, NULL, flags, txn);
 
 	/*
-	 * A process that keeps growing the map (greyholdctl load) may grow it
-	 * again between our adopting and our next try: a few rounds, not one.
+	 * Past our cap the other process may still outgrow each size we
+	 * adopt before our next try: a few rounds, not one.
 	 */
 	for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 16; tries++) {
-		rc = db_adopt_map_size(db);
+		rc = adopt_map_size_with_room(db);
 		if (rc == 0)
 			rc = mdb_txn_begin(db->env, NULL, flags, txn);
 	}

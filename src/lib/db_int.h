@@ -62,8 +62,10 @@ uint64_t db_usec_since(const struct timespec *start);
 int db_txn_begin(db_t *db, bool writable, MDB_txn **txn);
 
 /*
- * Another process grew the map: adopt its size (owning thread only, no
- * transaction of ours open).  Returns an LMDB code.
+ * Another process grew the map: adopt exactly the size it recorded
+ * (owning thread only, no transaction of ours open).  db_txn_begin()
+ * adopts with room above it; this exact form is for reporting the
+ * environment's size.  Returns an LMDB code.
  */
 int db_adopt_map_size(db_t *db);
 

@@ -10,12 +10,19 @@
  * adopting it from the loop thread while the store thread sat in a read
  * transaction crashed the daemon.
  *
- * Here a forked child grows the map in many small steps, committing a
- * write after each (every commit is a MAP_RESIZED event for us), while
- * one thread peeks as the loop does and another runs batches and reads
- * the live whitelist as the store thread does.  The test passes when
- * nothing crashed, every peek and batch either succeeded or declined, and
- * the store thread ended up with the child's map size.
+ * Here a forked child grows the map in many small steps, filling each
+ * new size, while one thread peeks as the loop does and another runs
+ * batches and reads the live whitelist as the store thread does.
+ *
+ * Below our cap the store thread adopts the child's size with room above
+ * it, as our own growth would, so every batch must succeed: adopting the
+ * exact size, it lost the race to the child's next commit at every step
+ * and gave batches up.  Past our cap (the child set a larger one) only
+ * the exact size may be adopted, so every child commit is a MAP_RESIZED
+ * event for us; there a batch may give up (the child outgrew us every
+ * try) or find the map full at our cap, and nothing else.  Each round
+ * passes when nothing crashed and the store thread ended up with at least
+ * the child's map size.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -50,8 +57,9 @@ static const struct engine_params params = {300, 172800, 3024000, 5};
 struct shared {
 	db_t *db;
 	volatile bool stop;
-	unsigned long peeks, batches, wl_reads;
-	int batch_err;
+	bool past_cap;		/* the child grows beyond our cap */
+	unsigned long peeks, batches, wl_reads, declined;
+	int batch_err;		/* the first error not allowed */
 };
 
 static void
@@ -112,7 +120,9 @@ store_thread(void *arg)
 			ptrs[j] = &jobs[j];
 		}
 		rc = db_decide_batch(sh->db, ptrs, 8, &params, &committed, &usec);
-		if (rc != 0 && sh->batch_err == 0)
+		if (sh->past_cap && (rc == -EAGAIN || rc == -ENOSPC))
+			sh->declined++;
+		else if (rc != 0 && sh->batch_err == 0)
 			sh->batch_err = rc;
 		sh->batches++;
 		for (int k = 0; k < 4; k++) {
@@ -181,10 +191,10 @@ child_grow(const char *dir, uint64_t start)
 }
 
 static void
-one_round(void)
+one_round(uint64_t cap)
 {
 	char dir[] = "/tmp/test_db_threads.XXXXXX";
-	struct db_options o = {dir, 1ULL << 30, false, false};
+	struct db_options o = {dir, cap, false, false};
 	struct shared sh;
 	pthread_t loop, store;
 	char err[256], path[512];
@@ -196,6 +206,7 @@ one_round(void)
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(db_open(&sh.db, &o, err, sizeof(err)), 0);
 	start = db_map_size(sh.db);
+	sh.past_cap = start + STEPS * STEP > cap;
 
 	assert_int_equal(pthread_create(&loop, NULL, loop_thread, &sh), 0);
 	assert_int_equal(pthread_create(&store, NULL, store_thread, &sh), 0);
@@ -232,7 +243,16 @@ test_map_grown_by_another_process(void **state)
 {
 	(void)state;
 	for (int r = 0; r < ROUNDS; r++)
-		one_round();
+		one_round(1ULL << 30);
+}
+
+/* Our cap is the initial map: the child outgrows it at every step. */
+static void
+test_map_grown_past_our_cap(void **state)
+{
+	(void)state;
+	for (int r = 0; r < ROUNDS; r++)
+		one_round(DB_INITIAL_MAP);
 }
 
 int
@@ -240,6 +260,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_grown_by_another_process),
+		cmocka_unit_test(test_map_grown_past_our_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
