@@ -197,9 +197,9 @@ one_round(uint64_t cap)
 	struct db_options o = {dir, cap, false, false};
 	struct shared sh;
 	pthread_t loop, store;
-	char err[256], path[512];
+	char err[256], path[512], go = 'g';
 	uint64_t start;
-	int status;
+	int status, gate[2];
 	pid_t pid;
 
 	memset(&sh, 0, sizeof(sh));
@@ -208,12 +208,27 @@ one_round(uint64_t cap)
 	start = db_map_size(sh.db);
 	sh.past_cap = start + STEPS * STEP > cap;
 
-	assert_int_equal(pthread_create(&loop, NULL, loop_thread, &sh), 0);
-	assert_int_equal(pthread_create(&store, NULL, store_thread, &sh), 0);
+	/*
+	 * Fork while this process has one thread: a child forked beside
+	 * running threads may inherit a lock one of them held (the
+	 * sanitizers' allocator, taken inside LMDB's malloc) and hang in its
+	 * first malloc, holding LMDB's write lock.  It waits for the threads
+	 * to start before it grows the map.
+	 */
+	assert_int_equal(pipe(gate), 0);
 	pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0)
+	if (pid == 0) {
+		close(gate[1]);
+		if (read(gate[0], &go, 1) != 1)
+			_exit(7);
 		child_grow(dir, start);
+	}
+	close(gate[0]);
+	assert_int_equal(pthread_create(&loop, NULL, loop_thread, &sh), 0);
+	assert_int_equal(pthread_create(&store, NULL, store_thread, &sh), 0);
+	assert_int_equal(write(gate[1], &go, 1), 1);
+	close(gate[1]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	sh.stop = true;
 	pthread_join(loop, NULL);
