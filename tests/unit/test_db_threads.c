@@ -15,9 +15,9 @@
  * batches and reads the live whitelist as the store thread does.
  *
  * Below our cap the store thread adopts the child's size with room above
- * it, as our own growth would, so every batch must succeed: adopting the
- * exact size, it lost the race to the child's next commit at every step
- * and gave batches up.  Past our cap (the child set a larger one) only
+ * it, as our own growth would, so every batch must succeed: adopting
+ * only the exact size, it can lose the race to the child's next commit at
+ * every step, and a batch that loses it 16 times in a row fails.  Past our cap (the child set a larger one) only
  * the exact size may be adopted, so every child commit is a MAP_RESIZED
  * event for us; there a batch may give up (the child outgrew us every
  * try) or find the map full at our cap, and nothing else.  Each round
@@ -58,7 +58,7 @@ struct shared {
 	db_t *db;
 	volatile bool stop;
 	bool past_cap;		/* the child grows beyond our cap */
-	unsigned long peeks, batches, wl_reads, declined;
+	unsigned long peeks, batches, wl_reads;
 	int batch_err;		/* the first error not allowed */
 };
 
@@ -121,8 +121,8 @@ store_thread(void *arg)
 		}
 		rc = db_decide_batch(sh->db, ptrs, 8, &params, &committed, &usec);
 		if (sh->past_cap && (rc == -EAGAIN || rc == -ENOSPC))
-			sh->declined++;
-		else if (rc != 0 && sh->batch_err == 0)
+			rc = 0;		/* declined, as the comment on top says */
+		if (rc != 0 && sh->batch_err == 0)
 			sh->batch_err = rc;
 		sh->batches++;
 		for (int k = 0; k < 4; k++) {
